@@ -65,6 +65,11 @@ class MultiTaskEnv:
         self.obs = np.zeros((self.num_tasks, self.obs_dim), np.float32)
         self._zero_counters()
 
+    @property
+    def started(self) -> bool:
+        """False until the first reset: the collector resets a fresh env once, then never again."""
+        return self._seeded
+
     def _zero_counters(self) -> None:
         t = self.num_tasks
         self.elapsed = np.zeros(t, np.int64)

@@ -1,0 +1,286 @@
+"""The one training loop, for every method (the original's garage_experiments.py).
+
+Per epoch: `steps_per_epoch` cycles of (collect `batch_size` env steps summed over tasks with the
+behaviour policy -> gradient steps on every task at once), then evaluation, logging and a checkpoint.
+Methods differ only in the behaviour policy (own policy or Q-switch), the training batch (own data
+or UDS sharing), the network architecture and the sac/mtsac vs DnC schedule (qmp/methods.py).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import shutil
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import qmp
+from qmp.checkpoint import CHECKPOINT_NAME, capture_rng, check_compatible, load_checkpoint, restore_rng, save_checkpoint
+from qmp.config import Config
+from qmp.environments import make_spec
+from qmp.environments.base import MultiTaskSpec
+from qmp.environments.multitask import MultiTaskEnv
+from qmp.learning.buffer import MultiTaskReplayBuffer
+from qmp.learning.nets import DoubleQ, TanhGaussianPolicy
+from qmp.learning.policies import OwnPolicy, QSwitchMixture
+from qmp.learning.sac import MultiTaskSAC, SACConfig
+from qmp.learning.sharing import UDSSharing
+from qmp.logger import Logger, truncate_jsonl
+from qmp.methods import METHODS, Method
+from qmp.rollout import collect, episode_metrics, evaluate
+
+QSWITCH_LOG = "qswitch_selection.jsonl"
+RUN_FILES = ("config.json", "progress.csv", CHECKPOINT_NAME, QSWITCH_LOG, "tb")
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """The original's collection/update schedule in lockstep form (all numbers per task)."""
+
+    steps_per_cycle: int  # env steps of each task per collection cycle
+    warmup: int  # each task buffer must hold this many steps before training
+    updates_per_cycle: int  # batched gradient steps per cycle (each trains every task once)
+    batch_per_task: int
+
+    @staticmethod
+    def of(cfg: Config, method: Method, num_tasks: int) -> "Schedule":
+        steps = math.ceil(cfg.batch_size / num_tasks)
+        if method.sac_family:  # one shared buffer in the original: G steps of a total batch B
+            return Schedule(steps, math.ceil(cfg.min_buffer_size / num_tasks), cfg.gradient_steps_per_itr, math.ceil(cfg.buffer_batch_size / num_tasks))
+        # DnC family: task i gets max(1, G * n_i / sum n) steps of B from its own buffer; n_i are equal here
+        return Schedule(steps, cfg.min_buffer_size, max(1, cfg.gradient_steps_per_itr // num_tasks), cfg.buffer_batch_size)
+
+
+def default_run_dir(cfg: Config) -> Path:
+    return Path(cfg.log_dir) / cfg.env / cfg.method / cfg.name / f"seed{cfg.seed}"
+
+
+def pick_device(gpu: int | None) -> torch.device:
+    if gpu is None:
+        return torch.device("cpu")
+    if torch.cuda.is_available():
+        return torch.device(f"cuda:{gpu}")
+    warnings.warn(f"--gpu {gpu} given but CUDA is not available; using the CPU", stacklevel=2)
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+class Experiment:
+    """Everything one run owns; `state_dict` is the checkpoint."""
+
+    def __init__(self, cfg: Config, spec: MultiTaskSpec, device: torch.device) -> None:
+        self.cfg, self.spec, self.device = cfg, spec, device
+        self.method = METHODS[cfg.method]
+        self.env = MultiTaskEnv(spec, cfg.seed)
+        self.eval_env = MultiTaskEnv(spec, cfg.seed, evaluation=True) if cfg.num_evaluation_episodes > 0 else None
+        t, obs_dim, act_dim = spec.num_tasks, self.env.obs_dim, self.env.act_dim
+        policy = TanhGaussianPolicy(cfg.policy_architecture, t, obs_dim, act_dim, cfg.hidden_sizes, cfg.include_task_id)
+        critic = DoubleQ(cfg.Q_architecture, t, obs_dim, act_dim, cfg.hidden_sizes, cfg.include_task_id, cfg.layer_norm)
+        sac_cfg = SACConfig(
+            lr=cfg.lr, discount=cfg.discount, tau=cfg.target_update_tau, reward_scale=cfg.reward_scale,
+            target_entropy=cfg.target_entropy, alpha_loss="exp" if self.method.sac_family else "log",
+            shared_alpha=self.method.shared_alpha, kl_coeff=cfg.kl_coeff,
+        )
+        self.agent = MultiTaskSAC(policy, critic, t, act_dim, sac_cfg, device)
+        self.own_policy = OwnPolicy(self.agent.policy)
+        self.behaviour: OwnPolicy | QSwitchMixture = self.own_policy
+        self.eval_mixture: QSwitchMixture | None = None
+        if self.method.qswitch:
+            args = (self.agent.policy, self.agent.critic, t, cfg.policy_sampling_freq, cfg.qswitch_score, cfg.qswitch_action)
+            self.behaviour, self.eval_mixture = QSwitchMixture(*args), QSwitchMixture(*args)
+        self.schedule = Schedule.of(cfg, self.method, t)
+        capacity = cfg.replay_buffer_size
+        self.buffer = MultiTaskReplayBuffer(t, capacity, obs_dim, act_dim, device)
+        self.sharing = UDSSharing(t, cfg.buffer_batch_size, spec.min_reward, cfg.sharing_quantile, device) if self.method.sharing else None
+        self.epoch = 0
+        self.env_steps = 0
+        self.grad_steps = 0
+        self.wall_time = 0.0
+
+    # ---------------------------------------------------------------- one epoch
+    def train_epoch(self, progress: Any = None) -> dict[str, float]:
+        t = self.spec.num_tasks
+        sums: dict[str, torch.Tensor] = {}
+        updates = 0
+        episodes = []
+        choices = np.zeros((t, t), np.int64)
+        timer = {"collect": 0.0, "train": 0.0}
+        for _ in range(self.cfg.steps_per_epoch):
+            start = time.perf_counter()
+            steps = self.schedule.steps_per_cycle
+            if self.buffer.size < self.schedule.warmup:
+                steps = max(steps, self.schedule.warmup - self.buffer.size)
+            rollout = collect(self.env, self.behaviour, steps, self.device)
+            self.buffer.extend(rollout.data)
+            self.env_steps += steps * t
+            episodes += rollout.episodes
+            choices += rollout.choices
+            timer["collect"] += time.perf_counter() - start
+            start = time.perf_counter()
+            if self.buffer.size >= self.schedule.warmup:
+                for _ in range(self.schedule.updates_per_cycle):
+                    for key, value in self.update_step().items():
+                        sums[key] = sums[key] + value if key in sums else value.clone()
+                    updates += 1
+            timer["train"] += time.perf_counter() - start
+            if progress is not None:
+                progress.update(steps * t)
+        metrics: dict[str, float] = {"env_steps": float(self.env_steps), "grad_steps": float(self.grad_steps)}
+        for key, total in sums.items():
+            per_task = (total / updates).cpu().numpy()
+            metrics[f"train/{key}"] = float(per_task.mean())
+            for name, value in zip(self.spec.task_names, per_task):
+                metrics[f"train/{name}/{key}"] = float(value)
+        metrics.update(episode_metrics(episodes, self.spec.task_names, "collect"))
+        if self.method.qswitch:
+            own = np.diag(choices) / np.maximum(choices.sum(1), 1)
+            for name, frac in zip(self.spec.task_names, own):
+                metrics[f"collect/{name}/own_policy_frac"] = float(frac)
+            metrics["collect/own_policy_frac"] = float(own.mean())
+        self.last_choices = choices
+        metrics["time/collect_s"], metrics["time/train_s"] = timer["collect"], timer["train"]
+        return metrics
+
+    def update_step(self) -> dict[str, torch.Tensor]:
+        batch = self.buffer.sample(self.schedule.batch_per_task)
+        weights = None
+        extra: dict[str, torch.Tensor] = {}
+        if self.sharing is not None:
+            batch, weights, kept = self.sharing.build(self.buffer, self.agent.critic, batch)
+            extra["shared_data_kept"] = kept
+        kl_obs = self._kl_states() if self.agent.kl_beta is not None else None
+        metrics = self.agent.update(batch, weights, kl_obs)
+        self.grad_steps += 1
+        return {**metrics, **extra}
+
+    def _kl_states(self) -> torch.Tensor:
+        """States of the DnC KL penalty, drawn from every task buffer (--sampling_type)."""
+        t, b = self.spec.num_tasks, self.cfg.buffer_batch_size
+        per_task = {"all": b // t, "i": b // t, "j": b, "i+j": b // 2}[self.cfg.sampling_type]
+        obs = self.buffer.sample(max(1, per_task)).obs
+        return obs.reshape(-1, obs.shape[-1])
+
+    def evaluate(self, epoch: int) -> dict[str, float]:
+        """Each task's own policy, deterministic (the headline); QMP also logs its mixture."""
+        assert self.eval_env is not None
+        per_task = max(1, self.cfg.num_evaluation_episodes // self.spec.num_tasks)
+        seed = self.cfg.seed * 1_000_003 + epoch
+        names = self.spec.task_names
+        metrics = episode_metrics(evaluate(self.eval_env, self.own_policy, per_task, seed, self.device), names, "eval")
+        if self.eval_mixture is not None:
+            metrics.update(episode_metrics(evaluate(self.eval_env, self.eval_mixture, per_task, seed, self.device), names, "eval_mixture"))
+        return metrics
+
+    # ---------------------------------------------------------------- checkpoint
+    def meta(self) -> dict[str, Any]:
+        c = self.cfg
+        return {"env": c.env, "method": c.method, "policy_architecture": c.policy_architecture, "Q_architecture": c.Q_architecture,
+                "hidden_sizes": list(c.hidden_sizes), "num_tasks": self.spec.num_tasks, "obs_dim": self.env.obs_dim,
+                "act_dim": self.env.act_dim, "include_task_id": c.include_task_id, "layer_norm": c.layer_norm}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "meta": self.meta(), "code_version": qmp.__version__, "epoch": self.epoch, "env_steps": self.env_steps,
+            "grad_steps": self.grad_steps, "wall_time": self.wall_time, "agent": self.agent.state_dict(),
+            "behaviour": self.behaviour.state_dict(), "env": self.env.get_state(), "rng": capture_rng(),
+            "buffer": self.buffer.state_dict() if self.cfg.save_buffer else None,
+        }
+
+    def load_state_dict(self, state: dict[str, Any], path: Path) -> None:
+        check_compatible(state["meta"], self.meta(), path)
+        self.agent.load_state_dict(state["agent"])
+        self.behaviour.load_state_dict(state["behaviour"])
+        self.env.set_state(state["env"])
+        if state["buffer"] is not None:
+            self.buffer.load_state_dict(state["buffer"])
+        self.epoch, self.env_steps, self.grad_steps = state["epoch"], state["env_steps"], state["grad_steps"]
+        self.wall_time = state["wall_time"]
+        restore_rng(state["rng"])
+
+
+def prepare_run_dir(cfg: Config, spec: MultiTaskSpec) -> Path:
+    run_dir = Path(cfg.run_dir) if cfg.run_dir else default_run_dir(cfg)
+    if cfg.overwrite:
+        for name in RUN_FILES:
+            target = run_dir / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def write_config(run_dir: Path, cfg: Config, exp: Experiment) -> None:
+    record = {**cfg.to_dict(), "run_dir": str(run_dir), "code_version": qmp.__version__,
+              "resolved": {"task_names": list(exp.spec.task_names), "num_tasks": exp.spec.num_tasks, "obs_dim": exp.env.obs_dim,
+                           "act_dim": exp.env.act_dim, "max_episode_steps": exp.spec.max_episode_steps,
+                           "min_reward": exp.spec.min_reward, "schedule": exp.schedule.__dict__, "device": str(exp.device)}}
+    tmp = run_dir / "config.json.tmp"
+    tmp.write_text(json.dumps(record, indent=2))
+    tmp.replace(run_dir / "config.json")
+
+
+def run(cfg: Config) -> Path:
+    """Train (or resume) one run; returns its run directory."""
+    torch.set_num_threads(cfg.torch_threads)
+    device = pick_device(cfg.gpu)
+    seed_everything(cfg.seed)
+    spec = make_spec(cfg.env, sparse_tasks=cfg.sparse_tasks, task_name=cfg.task_name)
+    exp = Experiment(cfg, spec, device)
+    run_dir = prepare_run_dir(cfg, spec)
+    ckpt_path = run_dir / CHECKPOINT_NAME
+    if ckpt_path.exists():
+        exp.load_state_dict(load_checkpoint(ckpt_path), ckpt_path)
+        print(f"Resuming {run_dir} at epoch {exp.epoch} ({exp.env_steps} env steps)", flush=True)
+    write_config(run_dir, cfg, exp)
+    truncate_jsonl(run_dir / QSWITCH_LOG, exp.epoch)
+    logger = Logger(run_dir, resume_epoch=exp.epoch)
+    try:
+        train(exp, cfg, logger, ckpt_path)
+    finally:
+        logger.close()
+        exp.env.close()
+        if exp.eval_env is not None:
+            exp.eval_env.close()
+    return run_dir
+
+
+def train(exp: Experiment, cfg: Config, logger: Logger, ckpt_path: Path) -> None:
+    from tqdm import tqdm
+
+    planned = exp.spec.num_tasks * (exp.schedule.steps_per_cycle * cfg.steps_per_epoch * cfg.n_epochs)
+    progress = tqdm(total=planned, initial=exp.env_steps, unit="step", unit_scale=True, disable=None, dynamic_ncols=True)
+    while exp.epoch < cfg.n_epochs:
+        epoch, start, steps_before = exp.epoch, time.perf_counter(), exp.env_steps
+        metrics = exp.train_epoch(progress)
+        eval_start = time.perf_counter()
+        if exp.eval_env is not None and (epoch % cfg.evaluation_frequency == 0 or epoch == cfg.n_epochs - 1):
+            metrics.update(exp.evaluate(epoch))
+        metrics["time/eval_s"] = time.perf_counter() - eval_start
+        elapsed = time.perf_counter() - start
+        exp.wall_time += elapsed
+        metrics["time/epoch_s"], metrics["time/total_s"] = elapsed, exp.wall_time
+        metrics["time/env_steps_per_s"] = (exp.env_steps - steps_before) / elapsed
+        logger.log(epoch, metrics)
+        if exp.method.qswitch:
+            logger.log_json(QSWITCH_LOG, {"epoch": epoch, "env_steps": exp.env_steps, "tasks": list(exp.spec.task_names),
+                                          "counts": exp.last_choices.tolist()})
+        exp.epoch = epoch + 1
+        if exp.epoch % cfg.snapshot_gap == 0 or exp.epoch == cfg.n_epochs:
+            save_checkpoint(ckpt_path, exp.state_dict())
+        success = metrics.get("eval/success", metrics.get("collect/success"))
+        progress.set_postfix(epoch=epoch, success=f"{success:.2f}" if success is not None else "-")
+    progress.close()

@@ -1,0 +1,165 @@
+"""Batched ("ensemble") networks over tasks: every tensor is task-major, (T, B, features).
+
+`TaskNet` runs the per-task networks of one architecture in a few large batched matmuls instead of a
+Python loop over tasks. Row k of the input is always processed by task k's network (or head), which
+is what lets the Q-switch evaluate policy j on task i's states: put those states in row j.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from qmp.methods import ARCHITECTURES
+LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
+
+
+class EnsembleLinear(nn.Module):
+    """n independent linear layers in one batched matmul: (n, B, in) -> (n, B, out)."""
+
+    def __init__(self, n: int, in_features: int, out_features: int, init: str = "xavier_uniform") -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(n, in_features, out_features))
+        self.bias = nn.Parameter(torch.zeros(n, 1, out_features))
+        if init == "xavier_uniform":  # garage's policy init
+            bound = math.sqrt(6.0 / (in_features + out_features))
+            nn.init.uniform_(self.weight, -bound, bound)
+        elif init == "xavier_normal":  # garage's Q-function init
+            nn.init.normal_(self.weight, 0.0, math.sqrt(2.0 / (in_features + out_features)))
+        else:
+            raise ValueError(f"unknown init {init!r}; valid: xavier_uniform, xavier_normal")
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.baddbmm(self.bias, x, self.weight)
+
+
+class EnsembleMLP(nn.Module):
+    """n independent ReLU MLPs: (n, B, in) -> (n, B, out). The output layer is linear unless
+    `activate_output` (used for a multihead trunk, whose output feeds the heads)."""
+
+    def __init__(
+        self,
+        n: int,
+        in_features: int,
+        hidden_sizes: list[int],
+        out_features: int | None,
+        layer_norm: bool = False,
+        init: str = "xavier_uniform",
+    ) -> None:
+        super().__init__()
+        sizes = [in_features, *hidden_sizes]
+        self.hidden = nn.ModuleList(EnsembleLinear(n, a, b, init) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.norm_shapes = [(h,) for h in hidden_sizes] if layer_norm else []
+        self.norm_weight = nn.ParameterList(nn.Parameter(torch.ones(n, 1, h)) for h in hidden_sizes) if layer_norm else None
+        self.norm_bias = nn.ParameterList(nn.Parameter(torch.zeros(n, 1, h)) for h in hidden_sizes) if layer_norm else None
+        self.out = EnsembleLinear(n, sizes[-1], out_features, init) if out_features is not None else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        for k, layer in enumerate(self.hidden):
+            x = layer(x)
+            if self.norm_weight is not None:
+                x = F.layer_norm(x, self.norm_shapes[k]) * self.norm_weight[k] + self.norm_bias[k]
+            x = F.relu(x)
+        return self.out(x) if self.out is not None else x
+
+
+class TaskNet(nn.Module):
+    """`copies` x T networks of one architecture: (T, B, in) -> (copies, T, B, out).
+
+    separate:  copies*T independent MLPs.
+    multihead: per copy one shared trunk and T linear heads (the trunk sees all tasks' rows).
+    shared:    per copy one MLP for every task; with `include_task_id` the task one-hot is appended.
+    `include_task_id` appends the one-hot for the other architectures too (the original's flag).
+    """
+
+    def __init__(
+        self,
+        arch: str,
+        num_tasks: int,
+        in_features: int,
+        hidden_sizes: list[int],
+        out_features: int,
+        copies: int = 1,
+        include_task_id: bool = False,
+        layer_norm: bool = False,
+        init: str = "xavier_uniform",
+    ) -> None:
+        super().__init__()
+        if arch not in ARCHITECTURES:
+            raise ValueError(f"unknown architecture {arch!r}; valid: {', '.join(ARCHITECTURES)}")
+        self.arch, self.num_tasks, self.copies = arch, num_tasks, copies
+        self.include_task_id = include_task_id
+        in_features += num_tasks if include_task_id else 0
+        if arch == "separate":
+            self.body = EnsembleMLP(copies * num_tasks, in_features, hidden_sizes, out_features, layer_norm, init)
+        elif arch == "multihead":
+            self.body = EnsembleMLP(copies, in_features, hidden_sizes, None, layer_norm, init)
+            self.heads = EnsembleLinear(copies * num_tasks, hidden_sizes[-1], out_features, init)
+        else:
+            self.body = EnsembleMLP(copies, in_features, hidden_sizes, out_features, layer_norm, init)
+
+    def forward(self, x: Tensor) -> Tensor:
+        t, b, _ = x.shape
+        if t != self.num_tasks:
+            raise ValueError(f"expected {self.num_tasks} task rows, got {t}")
+        if self.include_task_id:
+            onehot = torch.eye(t, device=x.device, dtype=x.dtype).unsqueeze(1).expand(t, b, t)
+            x = torch.cat([x, onehot], dim=-1)
+        c = self.copies
+        if self.arch == "separate":
+            y = self.body(x.repeat(c, 1, 1) if c > 1 else x)
+            return y.view(c, t, b, -1)
+        flat = x.reshape(1, t * b, -1).expand(c, t * b, x.shape[-1])
+        y = self.body(flat)
+        if self.arch == "multihead":
+            y = self.heads(y.reshape(c * t, b, -1))
+        return y.reshape(c, t, b, -1)
+
+
+class TanhGaussianPolicy(nn.Module):
+    """Per-task tanh-squashed Gaussian policies: obs (T, B, obs_dim) -> actions (T, B, A) in [-1, 1]."""
+
+    def __init__(self, arch: str, num_tasks: int, obs_dim: int, act_dim: int, hidden_sizes: list[int], include_task_id: bool) -> None:
+        super().__init__()
+        self.net = TaskNet(arch, num_tasks, obs_dim, hidden_sizes, 2 * act_dim, include_task_id=include_task_id)
+
+    def distribution(self, obs: Tensor) -> tuple[Tensor, Tensor]:
+        """Pre-tanh mean and log-std, each (T, B, A)."""
+        mean, log_std = self.net(obs)[0].chunk(2, dim=-1)
+        return mean, log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
+
+    def forward(self, obs: Tensor, deterministic: bool = False) -> tuple[Tensor, Tensor, Tensor]:
+        """Returns (action, log_prob (T, B), mean action tanh(mu)); reparameterised."""
+        mean, log_std = self.distribution(obs)
+        if deterministic:
+            action = torch.tanh(mean)
+            return action, torch.zeros(action.shape[:-1], device=obs.device), action
+        noise = torch.randn_like(mean)
+        pre_tanh = mean + log_std.exp() * noise
+        action = torch.tanh(pre_tanh)
+        gauss = (-0.5 * noise.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+        log_prob = gauss - torch.log(1.0 - action.pow(2) + 1e-6).sum(-1)
+        return action, log_prob, torch.tanh(mean)
+
+
+class DoubleQ(nn.Module):
+    """Twin per-task critics: (obs (T, B, O), act (T, B, A)) -> (2, T, B)."""
+
+    def __init__(
+        self,
+        arch: str,
+        num_tasks: int,
+        obs_dim: int,
+        act_dim: int,
+        hidden_sizes: list[int],
+        include_task_id: bool,
+        layer_norm: bool,
+    ) -> None:
+        super().__init__()
+        self.net = TaskNet(arch, num_tasks, obs_dim + act_dim, hidden_sizes, 1, 2, include_task_id, layer_norm, "xavier_normal")
+
+    def forward(self, obs: Tensor, act: Tensor) -> Tensor:
+        return self.net(torch.cat([obs, act], dim=-1)).squeeze(-1)

@@ -1,0 +1,84 @@
+"""Per-epoch metrics to progress.csv (pandas-readable), TensorBoard and optionally wandb.
+
+On resume the rows of epochs that will be run again are dropped, so nothing is duplicated.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+PROGRESS = "progress.csv"
+
+
+class Logger:
+    def __init__(self, run_dir: Path, resume_epoch: int = 0, wandb_run: Any = None) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.run_dir = Path(run_dir)
+        self.path = self.run_dir / PROGRESS
+        self.rows: list[dict[str, str]] = []
+        if resume_epoch > 0 and self.path.exists():
+            with open(self.path, newline="") as f:
+                self.rows = [row for row in csv.DictReader(f) if int(row["epoch"]) < resume_epoch]
+        self.columns: list[str] = list(self.rows[0].keys()) if self.rows else []
+        self._rewrite()
+        self.tb = SummaryWriter(str(self.run_dir / "tb"), purge_step=resume_epoch if resume_epoch > 0 else None)
+        self.wandb_run = wandb_run
+
+    def log(self, epoch: int, metrics: dict[str, float]) -> None:
+        row = {"epoch": epoch, **metrics}
+        new_columns = [k for k in row if k not in self.columns]
+        text = {k: _fmt(v) for k, v in row.items()}
+        self.rows.append(text)
+        if new_columns:
+            self.columns += new_columns
+            self._rewrite()
+        else:
+            with open(self.path, "a", newline="") as f:
+                csv.DictWriter(f, self.columns).writerow(text)
+        for key, value in metrics.items():
+            if isinstance(value, (int, float)) and math.isfinite(value):
+                self.tb.add_scalar(key, value, epoch)
+        self.tb.flush()
+        if self.wandb_run is not None:
+            self.wandb_run.log(metrics, step=epoch)
+
+    def log_json(self, name: str, record: dict[str, Any]) -> None:
+        """One JSON object per line (e.g. the Q-switch selection matrix of every epoch)."""
+        with open(self.run_dir / name, "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def _rewrite(self) -> None:
+        tmp = self.path.with_name(PROGRESS + ".tmp")
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, self.columns, restval="")
+            if self.columns:
+                writer.writeheader()
+            writer.writerows(self.rows)
+        os.replace(tmp, self.path)
+
+    def close(self) -> None:
+        self.tb.close()
+        if self.wandb_run is not None:
+            self.wandb_run.finish()
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def truncate_jsonl(path: Path, resume_epoch: int) -> None:
+    """Drop records of epochs >= resume_epoch from a JSON-lines log."""
+    if not path.exists():
+        return
+    kept = [line for line in path.read_text().splitlines() if line and json.loads(line)["epoch"] < resume_epoch]
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(line + "\n" for line in kept))
+    os.replace(tmp, path)

@@ -1,0 +1,49 @@
+"""The methods of the paper as plain data: what each one collects with, trains on and requires.
+
+Kept free of torch so that the CLI validates flags in milliseconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ARCHITECTURES = ("separate", "multihead", "shared")
+QSWITCH_SCORES = ("q1", "min", "mean")  # which critic scores a Q-switch candidate
+QSWITCH_ACTIONS = ("mean", "sample")  # which candidate action the critic scores
+NOT_SEPARATE = ("multihead", "shared")
+
+
+@dataclass(frozen=True)
+class Method:
+    paper_name: str
+    qswitch: bool  # collect with the Q-switch mixture (QMP) instead of each task's own policy
+    sharing: bool  # train on UDS-shared data
+    sac_family: bool  # sac/mtsac schedule: G updates of a total batch, total warm-up, exp alpha loss
+    shared_alpha: bool = False  # sac: one temperature
+    architectures: tuple[str, ...] = ("separate",)  # allowed for both policy and critics
+    allows_kl: bool = False
+
+
+METHODS: dict[str, Method] = {
+    "sac": Method("single-network SAC", False, False, True, shared_alpha=True, architectures=NOT_SEPARATE),
+    "mtsac": Method("Parameters (MTSAC)", False, False, True, architectures=NOT_SEPARATE),
+    "dnc_sac": Method("Separated (DnC with --kl_coeff > 0)", False, False, False, allows_kl=True),
+    "qmp_dnc": Method("Separated + QMP", True, False, False, allows_kl=True),
+    "qmp_sac": Method("Parameters + QMP", True, False, True, architectures=NOT_SEPARATE),
+    "uds_dnc": Method("Data (UDS)", False, True, False),
+    "qmp_uds_dnc": Method("Data + QMP", True, True, False),
+}
+
+
+def check_method(method: Method, name: str, policy_arch: str, q_arch: str, kl_coeff: list[float], include_task_id: bool) -> str | None:
+    """The reason a flag combination is invalid for this method, or None."""
+    for flag, arch in (("--policy_architecture", policy_arch), ("--Q_architecture", q_arch)):
+        if arch not in method.architectures:
+            return f"{name} needs {flag} in {{{', '.join(method.architectures)}}}, got {arch!r}"
+    if any(kl_coeff) and not method.allows_kl:
+        return f"{name} does not take --kl_coeff (only dnc_sac and qmp_dnc do), got {kl_coeff}"
+    if method.qswitch and include_task_id:
+        return f"{name} needs --include_task_id false (the Q-switch asks every policy about task i's state)"
+    if "shared" in (policy_arch, q_arch) and not include_task_id and name != "sac":
+        return f"{name} with a shared network needs --include_task_id true to tell the tasks apart"
+    return None
