@@ -6,8 +6,6 @@ full MT50 benchmark takes about 35 s, so its task-env test is marked slow (it st
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 
