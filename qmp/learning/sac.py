@@ -35,6 +35,11 @@ def weighted_mean(x: Tensor, weights: Tensor | None) -> Tensor:
     return (x * weights).sum(-1) / weights.sum(-1).clamp_min(1.0)
 
 
+def td_target(rew: Tensor, terminated: Tensor, next_q: Tensor, next_logp: Tensor, alpha: Tensor, discount: float, reward_scale: float) -> Tensor:
+    """Soft TD target; only a real termination stops bootstrapping (a time-limit truncation does not)."""
+    return reward_scale * rew + (1.0 - terminated) * discount * (next_q - alpha * next_logp)
+
+
 def kl_matrix(coeff: list[float], num_tasks: int, device: torch.device) -> Tensor | None:
     """beta[i, j] = weight of KL(pi_j || pi_i) in policy i's loss; the original's flat order is
     1->1, 2->1, ..., N->1, 1->2, ... (source varies fastest). None when every weight is 0."""
@@ -77,7 +82,7 @@ class MultiTaskSAC:
         with torch.no_grad():
             next_act, next_logp, _ = self.policy(batch.next_obs)
             next_q = self.critic_target(batch.next_obs, next_act).min(0).values
-            target = cfg.reward_scale * batch.rew + (1.0 - batch.terminated) * cfg.discount * (next_q - alpha * next_logp)
+            target = td_target(batch.rew, batch.terminated, next_q, next_logp, alpha, cfg.discount, cfg.reward_scale)
         q = self.critic(batch.obs, batch.act)  # (2, T, B)
         qf_losses = weighted_mean((q - target).pow(2), weights)  # (2, T)
         self.critic_opt.zero_grad(set_to_none=True)

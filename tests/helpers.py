@@ -1,0 +1,33 @@
+"""Shared test helpers: run the CLI in-process and read what it wrote."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import run as cli
+
+
+def train(method: str, env: str, run_dir: Path, *flags: str) -> list[dict[str, str]]:
+    """`python run.py method --env=env --run_dir run_dir flags...`, then progress.csv's rows."""
+    code = cli.main([method, f"--env={env}", "--run_dir", str(run_dir), *flags])
+    assert code == 0
+    return read_progress(run_dir)
+
+
+def read_progress(run_dir: Path) -> list[dict[str, str]]:
+    with open(Path(run_dir) / "progress.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def without_time(rows: list[dict[str, str]]) -> list[dict[str, str]]:
+    return [{k: v for k, v in row.items() if not k.startswith("time/")} for row in rows]
+
+
+def tiny_flags(num_tasks: int, horizon: int, evaluation: bool = True) -> list[str]:
+    """A budget in which every task finishes at least one episode and a few updates happen."""
+    return [
+        "--n_epochs", "2", "--batch_size", str(num_tasks * horizon), "--min_buffer_size", "10",
+        "--gradient_steps_per_itr", str(2 * num_tasks), "--buffer_batch_size", "8", "--hidden_sizes", "32", "32",
+        "--num_evaluation_episodes", str(num_tasks if evaluation else 0), "--snapshot_gap", "1",
+    ]

@@ -1,0 +1,114 @@
+"""Batched task networks equal separate per-task networks, and keep separated tasks separate."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from qmp.learning.nets import DoubleQ, EnsembleLinear, TanhGaussianPolicy, TaskNet
+
+T, B, IN, OUT = 3, 5, 4, 2
+
+
+def loop_mlp(weights: list[tuple[torch.Tensor, torch.Tensor]], x: torch.Tensor) -> torch.Tensor:
+    """A plain MLP applied with matmuls: the reference for one ensemble member."""
+    for k, (w, b) in enumerate(weights):
+        x = x @ w + b.squeeze(0)
+        if k < len(weights) - 1:
+            x = F.relu(x)
+    return x
+
+
+def member_weights(net: TaskNet, member: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    layers = [*net.body.hidden, net.body.out]
+    return [(layer.weight[member], layer.bias[member]) for layer in layers]
+
+
+def test_ensemble_linear_is_independent_linears() -> None:
+    layer = EnsembleLinear(T, IN, OUT)
+    x = torch.randn(T, B, IN)
+    expected = torch.stack([x[i] @ layer.weight[i] + layer.bias[i] for i in range(T)])
+    torch.testing.assert_close(layer(x), expected)
+
+
+def test_separate_equals_a_loop_of_mlps() -> None:
+    torch.manual_seed(0)
+    net = TaskNet("separate", T, IN, [8, 8], OUT, copies=2)
+    x = torch.randn(T, B, IN)
+    y = net(x)
+    assert y.shape == (2, T, B, OUT)
+    for c in range(2):
+        for i in range(T):
+            torch.testing.assert_close(y[c, i], loop_mlp(member_weights(net, c * T + i), x[i]))
+
+
+def test_no_gradient_crosses_separated_tasks() -> None:
+    net = TaskNet("separate", T, IN, [8], OUT)
+    x = torch.randn(T, B, IN)
+    net(x)[0, 1].sum().backward()  # a loss of task 1 only
+    for layer in [*net.body.hidden, net.body.out]:
+        grads = layer.weight.grad.abs().sum(dim=(1, 2))
+        assert grads[1] > 0
+        assert grads[0] == 0 and grads[2] == 0
+
+
+def test_multihead_shares_the_trunk_and_splits_heads() -> None:
+    torch.manual_seed(0)
+    net = TaskNet("multihead", T, IN, [8, 8], OUT)
+    x = torch.randn(T, B, IN)
+    y = net(x)[0]
+    trunk = [(layer.weight[0], layer.bias[0]) for layer in net.body.hidden]
+    for i in range(T):
+        h = F.relu(loop_mlp(trunk, x[i]))
+        torch.testing.assert_close(y[i], h @ net.heads.weight[i] + net.heads.bias[i])
+    net(x)[0, 2].sum().backward()
+    head_grads = net.heads.weight.grad.abs().sum(dim=(1, 2))
+    assert head_grads[2] > 0 and head_grads[0] == 0 and head_grads[1] == 0
+    assert net.body.hidden[0].weight.grad.abs().sum() > 0  # the trunk learns from every task
+
+
+def test_shared_network_tells_tasks_apart_only_with_the_task_id() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(1, B, IN).expand(T, B, IN)  # the same states in every task row
+    blind = TaskNet("shared", T, IN, [8], OUT)
+    y = blind(x)[0]
+    torch.testing.assert_close(y[0], y[1])
+    aware = TaskNet("shared", T, IN, [8], OUT, include_task_id=True)
+    y = aware(x)[0]
+    assert not torch.allclose(y[0], y[1])
+
+
+def test_policy_actions_and_log_probs() -> None:
+    torch.manual_seed(0)
+    policy = TanhGaussianPolicy("separate", T, IN, OUT, [16], include_task_id=False)
+    obs = torch.randn(T, 1000, IN)
+    action, log_prob, mean = policy(obs)
+    assert action.shape == (T, 1000, OUT) and log_prob.shape == (T, 1000)
+    assert action.abs().max() <= 1.0  # tanh saturates to exactly 1 in float32 for large pre-activations
+    det, zero, det_mean = policy(obs, deterministic=True)
+    torch.testing.assert_close(det, det_mean)
+    torch.testing.assert_close(det, mean)
+    assert torch.all(zero == 0)
+    # the log-prob of the squashed Gaussian matches torch.distributions' change of variables
+    mu, log_std = policy.distribution(obs)
+    pre = torch.atanh(action.clamp(-1 + 1e-6, 1 - 1e-6))
+    base = torch.distributions.Normal(mu, log_std.exp()).log_prob(pre).sum(-1)
+    expected = base - torch.log(1 - action.pow(2) + 1e-6).sum(-1)
+    inside = action.abs().amax(-1) < 0.999  # atanh is ill-conditioned at the edges
+    assert inside.float().mean() > 0.9
+    torch.testing.assert_close(log_prob[inside], expected[inside], atol=2e-3, rtol=1e-3)
+
+
+def test_double_q_shape_and_independent_twins() -> None:
+    q = DoubleQ("separate", T, IN, OUT, [8], include_task_id=False, layer_norm=True)
+    out = q(torch.randn(T, B, IN), torch.randn(T, B, OUT))
+    assert out.shape == (2, T, B)
+    assert not torch.allclose(out[0], out[1])
+
+
+def test_wrong_task_rows_are_rejected() -> None:
+    with pytest.raises(ValueError, match="expected 3 task rows"):
+        TaskNet("separate", T, IN, [8], OUT)(torch.randn(T + 1, B, IN))
+    with pytest.raises(ValueError, match="valid: separate, multihead, shared"):
+        TaskNet("tree", T, IN, [8], OUT)

@@ -1,0 +1,218 @@
+"""qmp.plot on hand-written run directories: grouping, seed alignment, table numbers, PNGs and errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qmp import plot
+
+ENV = "ToyEnv-v0"
+TASKS = ["reach", "push"]
+COLUMNS = ["epoch", "env_steps", "eval/success", "eval/stages_completed", "eval/reach/success", "eval_mixture/success", "train/qf_loss"]
+
+
+def write_run(run_dir: Path, method: str, seed: int, rows: list[dict[str, float | str]], name: str = "None",
+              selection: list[list[list[int]]] | None = None) -> Path:
+    """A run directory as qmp/experiments.py leaves it; missing keys of a row become empty cells."""
+    run_dir.mkdir(parents=True)
+    config = {"env": ENV, "method": method, "name": name, "seed": seed, "resolved": {"task_names": TASKS, "num_tasks": len(TASKS)}}
+    (run_dir / "config.json").write_text(json.dumps(config))
+    with open(run_dir / "progress.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, COLUMNS, restval="")
+        writer.writeheader()
+        writer.writerows(rows)
+    if selection is not None:
+        with open(run_dir / "qswitch_selection.jsonl", "w") as f:
+            for epoch, counts in enumerate(selection):
+                f.write(json.dumps({"epoch": epoch, "env_steps": 100 * (epoch + 1), "tasks": TASKS, "counts": counts}) + "\n")
+    return run_dir
+
+
+def epochs(n: int, evals: dict[int, tuple[float, float]]) -> list[dict[str, float | str]]:
+    """n epochs of 100 env steps; eval columns only on the epochs in `evals` (epoch -> success, stages)."""
+    rows: list[dict[str, float | str]] = []
+    for epoch in range(n):
+        row: dict[str, float | str] = {"epoch": epoch, "env_steps": 100 * (epoch + 1), "train/qf_loss": 1.0 / (epoch + 1)}
+        if epoch in evals:
+            success, stages = evals[epoch]
+            row.update({"eval/success": success, "eval/stages_completed": stages, "eval/reach/success": success})
+        rows.append(row)
+    return rows
+
+
+SELECTION = [[[10, 0], [0, 10]], [[6, 4], [1, 9]], [[2, 8], [0, 0]]]
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    """qmp_dnc: 2 seeds evaluated at different env steps and of different lengths; dnc_sac: 1 seed; a named
+    qmp_dnc run; a run that has not logged an epoch; and a stray directory that is not a run."""
+    base = tmp_path / "runs"
+    # seed 0 evaluates at 100, 300, 500, 600 env steps; seed 1 at 100, 300, 400
+    write_run(base / ENV / "qmp_dnc" / "None" / "seed0", "qmp_dnc", 0,
+              epochs(6, {0: (0.0, 1.0), 2: (0.2, 2.0), 4: (0.6, 2.0), 5: (0.8, 3.0)}), selection=SELECTION)
+    write_run(base / ENV / "qmp_dnc" / "None" / "seed1", "qmp_dnc", 1, epochs(4, {0: (0.2, 0.0), 2: (0.4, 1.0), 3: (0.6, 1.0)}))
+    dnc = epochs(3, {0: (0.1, 0.0), 2: (0.3, 0.0)})
+    for row in dnc:
+        row.pop("eval/stages_completed", None)
+    write_run(base / ENV / "dnc_sac" / "None" / "seed0", "dnc_sac", 0, dnc)
+    write_run(base / ENV / "qmp_dnc" / "big" / "seed0", "qmp_dnc", 0, epochs(2, {1: (1.0, 3.0)}), name="big")
+    empty = base / ENV / "uds_dnc" / "None" / "seed0"
+    empty.mkdir(parents=True)
+    (empty / "config.json").write_text(json.dumps({"env": ENV, "method": "uds_dnc", "name": "None", "seed": 0}))
+    (empty / "progress.csv").write_text("")
+    (base / "notes").mkdir()
+    (base / "notes" / "config.json").write_text("{}")  # no progress.csv: not a run
+    return base
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
+    assert len(data) > 10_000
+    return struct.unpack(">II", data[16:24])
+
+
+def test_grouping_skips_empty_runs_and_orders_like_the_paper(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    groups = plot.group_runs(plot.load_runs([root]))
+    assert "has no epochs yet" in capsys.readouterr().err
+    assert [(k.method, k.name, [r.seed for r in runs]) for k, runs in groups.items()] == [
+        ("dnc_sac", "None", [0]), ("qmp_dnc", "None", [0, 1]), ("qmp_dnc", "big", [0])]
+    labels = [k.label() for k in groups]
+    assert labels == ["Separated (DnC with --kl_coeff > 0)", "Separated + QMP", "Separated + QMP [big]"]
+    assert len(set(plot.group_colours(list(groups)).values())) == 3
+
+
+def test_series_skips_empty_eval_cells(root: Path) -> None:
+    run = plot.load_run(root / ENV / "qmp_dnc" / "None" / "seed0")
+    x, y = run.series("eval/success", "env_steps")
+    np.testing.assert_array_equal(x, [100, 300, 500, 600])
+    np.testing.assert_array_equal(y, [0.0, 0.2, 0.6, 0.8])
+    assert run.series("eval_mixture/success", "env_steps")[0].size == 0
+    assert run.last_value("env_steps") == 600
+
+
+def test_seeds_are_interpolated_onto_their_common_range(root: Path) -> None:
+    runs = plot.group_runs(plot.load_runs([root]))
+    qmp_key = next(k for k in runs if k.method == "qmp_dnc" and k.name == "None")
+    curve = plot.group_curve(runs[qmp_key], "eval/success", "env_steps", window=1)
+    assert curve is not None and curve.seeds == 2 and curve.cut
+    # seed 1 ends at 400, where seed 0 is interpolated between 0.2 (300) and 0.6 (500)
+    np.testing.assert_allclose(curve.x, [100, 300, 400])
+    np.testing.assert_allclose(curve.mean, [0.1, 0.3, 0.5])
+    np.testing.assert_allclose(curve.low, [0.0, 0.2, 0.4])
+    np.testing.assert_allclose(curve.high, [0.2, 0.4, 0.6])
+    np.testing.assert_allclose(curve.std, [0.1, 0.1, 0.1])
+    assert plot.group_curve(runs[qmp_key], "eval_mixture/success", "env_steps", window=1) is None
+
+
+def test_smoothing_is_a_trailing_average() -> None:
+    np.testing.assert_allclose(plot.smooth(np.array([0.0, 1.0, 2.0, 4.0]), 2), [0.0, 0.5, 1.5, 3.0])
+    np.testing.assert_allclose(plot.smooth(np.array([0.0, 3.0, 6.0]), 5), [0.0, 1.5, 3.0])
+
+
+def test_aggregate_without_overlap_is_empty() -> None:
+    early = (np.array([1.0, 2.0]), np.array([0.0, 0.0]))
+    late = (np.array([3.0, 4.0]), np.array([1.0, 1.0]))
+    assert plot.aggregate([early, late]) is None
+    assert plot.aggregate([]) is None
+
+
+def test_table_numbers(root: Path) -> None:
+    groups = plot.group_runs(plot.load_runs([root]))
+    table = plot.format_table(groups, ["eval/success", "eval/stages_completed"])
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in table.splitlines() if "`" in line}
+    # seed 0: mean(0.2, 0.6, 0.8) = 0.533; seed 1: mean(0.2, 0.4, 0.6) = 0.4 -> 0.467 +- 0.067 (ddof=0)
+    # stages: 7/3 and 2/3 -> 1.5 +- 0.833
+    assert rows["Separated + QMP (`qmp_dnc`)"] == "| Separated + QMP (`qmp_dnc`) | 2 | 400–600 | 0.47 ± 0.07 | 1.50 ± 0.83 |"
+    assert rows["Separated (DnC with --kl_coeff > 0) (`dnc_sac`)"].endswith("| 1 | 300 | 0.20 ± 0.00 | — |")
+    assert rows["Separated + QMP [big] (`qmp_dnc`)"].endswith("| 1 | 200 | 1.00 ± 0.00 | 3.00 ± 0.00 |")
+    assert table.startswith(f"### {ENV}\n")
+    run = groups[next(k for k in groups if k.method == "qmp_dnc" and k.name == "None")][0]
+    assert plot.final_value(run, "eval/success") == pytest.approx((0.2 + 0.6 + 0.8) / 3)
+
+
+def test_a_row_still_being_appended_is_ignored(root: Path) -> None:
+    run_dir = root / ENV / "qmp_dnc" / "None" / "seed1"
+    with open(run_dir / "progress.csv", "a") as f:
+        f.write("4,5")  # epoch 4, env_steps cut from 500 to "5"
+    run = plot.load_run(run_dir)
+    assert len(run.rows) == 4 and run.last_value("env_steps") == 400
+
+
+def test_default_metrics_add_stages_only_when_some_run_has_them(root: Path, tmp_path: Path) -> None:
+    assert plot.default_metrics(plot.load_runs([root])) == ["eval/success", "eval/stages_completed"]
+    flat = write_run(tmp_path / "flat", "dnc_sac", 0, epochs(2, {0: (0.5, 0.0), 1: (0.5, 0.0)}))
+    assert plot.default_metrics(plot.load_runs([flat])) == ["eval/success"]
+
+
+def test_selection_fractions_and_own_policy_share() -> None:
+    records = [{"epoch": e, "env_steps": 100 * (e + 1), "tasks": TASKS, "counts": c} for e, c in enumerate(SELECTION)]
+    # last 2 epochs: task 0 row = [8, 12] -> [0.4, 0.6]; task 1 row = [1, 9] -> [0.1, 0.9]
+    np.testing.assert_allclose(plot.selection_fractions(records, 2), [[0.4, 0.6], [0.1, 0.9]])
+    steps, own = plot.own_policy_fractions(records)
+    np.testing.assert_array_equal(steps, [100, 200, 300])
+    np.testing.assert_allclose(own, [[1.0, 1.0], [0.6, 0.9], [0.2, np.nan]])
+
+
+def test_cli_curves_and_table(root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "curves.png"
+    argv = [str(root), "--out", str(out), "--metric", "eval/success", "--metric", "eval/stages_completed",
+            "--metric", "eval_mixture/success", "--smooth", "2", "--table"]
+    assert plot.main(argv) == 0
+    width, height = png_size(out)
+    assert width > 2 * height  # one row of three panels
+    captured = capsys.readouterr()
+    assert "| Separated + QMP (`qmp_dnc`) | 2 |" in captured.out
+    assert "cut at env_steps=400 " in captured.err
+    assert plot.main([str(root), "--out", str(tmp_path / "std.png"), "--band", "std", "--x", "epoch"]) == 0
+    png_size(tmp_path / "std.png")
+
+
+def test_cli_heatmap(root: Path, tmp_path: Path) -> None:
+    run_dir = root / ENV / "qmp_dnc" / "None" / "seed0"
+    with open(run_dir / "qswitch_selection.jsonl", "a") as f:
+        f.write('{"epoch": 3, "env_')  # a record still being written is skipped
+    assert len(plot.load_selection(run_dir)) == 3
+    out = tmp_path / "heatmap.png"
+    assert plot.main(["--heatmap", str(run_dir), "--out", str(out), "--last", "2", "--smooth", "2"]) == 0
+    png_size(out)
+
+
+def test_file_names_match_the_training_loop() -> None:
+    source = (Path(__file__).resolve().parents[1] / "qmp" / "experiments.py").read_text()
+    assert f'QSWITCH_LOG = "{plot.QSWITCH_LOG}"' in source  # plot.py does not import it, to stay torch-free
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["{empty}", "--table"], "no run directory"),
+    (["{root}", "--table", "--metric", "eval/sucess"], "starting with 'eval/': eval/stages_completed, eval/success"),
+    (["{root}", "--table", "--metric", "eval/reach/sucess"], "eval/reach/success"),
+    (["{root}", "--table", "--x", "env_step"], "env_steps"),
+    (["{root}"], "nothing to do"),
+    (["{root}/missing", "--table"], "does not exist"),
+    (["--heatmap", "{root}/ToyEnv-v0/dnc_sac/None/seed0", "--out", "{empty}/h.png"], "only QMP methods"),
+    (["--heatmap", "{root}/ToyEnv-v0/qmp_dnc/None/seed0"], "needs --out"),
+])
+def test_errors_are_one_line_with_exit_2(root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                        argv: list[str], message: str) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert plot.main([a.format(root=root, empty=empty) for a in argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("qmp.plot: error: ") and message in err[-1], err
+
+
+def test_module_entry_point_exits_2(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "qmp.plot", str(tmp_path), "--table"], capture_output=True, text=True,
+                            cwd=Path(__file__).resolve().parents[1], timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "no run directory" in result.stderr
