@@ -1,17 +1,18 @@
 """python run.py <method> --env=<EnvName> [flags]: the original QMP command line.
 
-Flags are validated before any simulator is imported or any file is written; a bad value prints one
-line on stderr and exits with code 2.
+Flags are validated before any simulator (or torch) is imported or any file is written; a bad value
+prints one line on stderr and exits with code 2. Other exit codes (docs/reliability.md): 3 = a NaN/inf
+stopped training, 4 = a checkpoint cannot be read, written or does not match the run, 128 + N = stopped
+by signal N after writing a checkpoint (run the same command again to resume).
 """
 
 from __future__ import annotations
 
 import json
 import sys
-import warnings
 from pathlib import Path
 
-from qmp.config import GARAGE_ONLY_FLAGS, Config, ConfigError, parse_args
+from qmp.config import Config, ConfigError, garage_only_warnings, parse_args, validate
 from qmp.environments import ENVS
 from qmp.methods import METHODS
 
@@ -29,10 +30,20 @@ def resume_config(argv: list[str]) -> Config:
     path = Path(args.snapshot_dir) / "config.json"
     if not path.exists():
         raise ConfigError(f"--snapshot_dir {args.snapshot_dir}: no config.json there; valid: a run directory written by run.py")
-    saved = json.loads(path.read_text())
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"--snapshot_dir {args.snapshot_dir}: cannot read config.json ({exc})") from exc
+    if not isinstance(saved, dict):
+        raise ConfigError(f"--snapshot_dir {args.snapshot_dir}: config.json does not hold a config")
     fields = {k: v for k, v in saved.items() if k in Config.__dataclass_fields__}
     fields.update(run_dir=args.snapshot_dir, overwrite=False)
-    return Config(**fields)
+    try:
+        cfg = Config(**fields)
+    except TypeError as exc:
+        raise ConfigError(f"--snapshot_dir {args.snapshot_dir}: config.json is not a qmp config ({exc})") from exc
+    validate(cfg, list(METHODS))
+    return cfg
 
 
 def main(argv: list[str]) -> int:
@@ -41,13 +52,31 @@ def main(argv: list[str]) -> int:
     except ConfigError as exc:
         print(f"run.py: error: {exc}", file=sys.stderr)
         return 2
-    for flag in GARAGE_ONLY_FLAGS:
-        if any(arg.startswith(f"--{flag}") for arg in argv):
-            warnings.warn(f"--{flag} only meant something inside garage; it is accepted and ignored", stacklevel=1)
+    for message in garage_only_warnings(argv):
+        print(f"run.py: warning: {message}", file=sys.stderr)
+    return train(cfg)
 
+
+def train(cfg: Config) -> int:
+    """Run training; the faults of docs/reliability.md become one message and an exit code."""
+    from qmp.checkpoint import CheckpointError
     from qmp.experiments import run
+    from qmp.faults import EXIT_CHECKPOINT, EXIT_NON_FINITE, NonFiniteError, StopRequested
 
-    run_dir = run(cfg)
+    try:
+        run_dir = run(cfg)
+    except StopRequested as exc:
+        print(f"run.py: {exc}", file=sys.stderr)
+        return 128 + exc.signum
+    except NonFiniteError as exc:
+        print(f"run.py: error: {exc}; training stopped, the last good checkpoint is kept", file=sys.stderr)
+        return EXIT_NON_FINITE
+    except CheckpointError as exc:
+        print(f"run.py: error: {exc}", file=sys.stderr)
+        return EXIT_CHECKPOINT
+    except OSError as exc:  # e.g. progress.csv on a full or read-only disk
+        print(f"run.py: error: I/O error: {exc}; the last checkpoint is kept", file=sys.stderr)
+        return EXIT_CHECKPOINT
     print(f"Results in {run_dir} (progress.csv, tb/, checkpoint.pt)")
     return 0
 

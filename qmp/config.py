@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +54,12 @@ ENV_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 GARAGE_ONLY_FLAGS = ("sampler_type", "worker_type", "max_n_worker")
+
+
+def garage_only_warnings(argv: list[str]) -> list[str]:
+    """One warning per garage-only flag on the command line (accepted for old SLURM lines, ignored)."""
+    return [f"--{flag} only meant something inside garage; it is accepted and ignored"
+            for flag in GARAGE_ONLY_FLAGS if any(arg == f"--{flag}" or arg.startswith(f"--{flag}=") for arg in argv)]
 
 
 def _f(default: Any, help: str, **kwargs: Any) -> Any:
@@ -132,6 +139,7 @@ class Config:
     qswitch_action: str = _f("mean", "QMP scored action: mean (original) or sample")
     replay_buffer_size: int = _f(1_000_000, "transitions kept per task")
     save_buffer: bool = _f(True, "include the replay buffers in checkpoints (needed for exact resume)")
+    snapshot_interval_s: float = _f(1800.0, "also checkpoint between collection cycles or epochs once this many seconds passed since the last checkpoint (0: after every cycle)")
     torch_threads: int = _f(1, "torch CPU threads; 1 by default: small per-step ops gain nothing from more, and 2 threads ran 40x slower when the other core was busy")
 
     def to_dict(self) -> dict[str, Any]:
@@ -155,8 +163,36 @@ def _optional(kind: type) -> Any:
     return parse
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises ConfigError (one line, exit code 2 in run.py) instead of printing the usage."""
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:  # type: ignore[override]
+        self._argv = list(args) if args is not None else []
+        return super().parse_known_args(args, namespace)
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        if message.startswith("unrecognized arguments"):
+            flags = [opt for action in self._actions for opt in action.option_strings if opt.startswith("--")]
+            unknown = [word.split("=")[0] for word in message.split(":", 1)[1].split() if word.startswith("-")]
+            hints = "".join(_closest(word, flags) for word in unknown[:1])
+            message = f"{message}{hints}; see python run.py --help"
+            for word in unknown[:1]:  # argparse reads "-1e-3" as a flag, not as the value of the flag before it
+                before = [a.split("=")[0] for a in self._argv[: self._argv.index(word)] if a.startswith("--")] if word in self._argv else []
+                if before and _is_number(word):
+                    message = f"argument {before[-1]}: {word} is read as a flag, not a value; write {before[-1]}={word} for one value"
+        raise ConfigError(message.replace("\n", "\\n"))  # one line, whatever the user typed
+
+
+def _is_number(word: str) -> bool:
+    try:
+        float(word)
+    except ValueError:
+        return False
+    return True
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="run.py", description="QMP and multi-task SAC baselines.")
+    parser = _Parser(prog="run.py", description="QMP and multi-task SAC baselines.")
     for f in dataclasses.fields(Config):
         meta = dict(f.metadata)
         help_text = meta.pop("help")
@@ -228,8 +264,22 @@ def validate(cfg: Config, methods: list[str]) -> None:
             raise ConfigError(f"--{name} must be >= 0, got {getattr(cfg, name)}")
     if any(h <= 0 for h in cfg.hidden_sizes):
         raise ConfigError(f"--hidden_sizes must all be positive, got {cfg.hidden_sizes}")
-    if not cfg.lr > 0:
-        raise ConfigError(f"--lr must be positive, got {cfg.lr}")
+    if not 0 < cfg.lr < math.inf:
+        raise ConfigError(f"--lr must be positive and finite, got {cfg.lr}")
+    if not cfg.seed < 2**32:
+        raise ConfigError(f"--seed must be below 2**32 (numpy's limit), got {cfg.seed}")
+    if cfg.gpu is not None and cfg.gpu < 0:
+        raise ConfigError(f"--gpu must be a device index >= 0 (or omitted for the CPU), got {cfg.gpu}")
+    if not (cfg.vis_freq == -1 or cfg.vis_freq > 0):
+        raise ConfigError(f"--vis_freq must be positive or -1 (off), got {cfg.vis_freq}")
+    if not cfg.snapshot_interval_s >= 0:
+        raise ConfigError(f"--snapshot_interval_s must be >= 0, got {cfg.snapshot_interval_s}")
+    if cfg.target_entropy is not None and not math.isfinite(cfg.target_entropy):
+        raise ConfigError(f"--target_entropy must be finite, got {cfg.target_entropy}")
+    if cfg.grad_clip is not None and not 0 < cfg.grad_clip < math.inf:
+        raise ConfigError(f"--grad_clip must be positive and finite, got {cfg.grad_clip}")
+    if cfg.min_buffer_size > cfg.replay_buffer_size:
+        raise ConfigError(f"--min_buffer_size {cfg.min_buffer_size} exceeds --replay_buffer_size {cfg.replay_buffer_size}: the warm-up would never end")
     if not 0.0 <= cfg.discount <= 1.0:
         raise ConfigError(f"--discount must be in [0, 1], got {cfg.discount}")
     if not 0.0 < cfg.target_update_tau <= 1.0:
@@ -238,8 +288,8 @@ def validate(cfg: Config, methods: list[str]) -> None:
         raise ConfigError(f"--sharing_quantile must be in [0, 1], got {cfg.sharing_quantile}")
     if not (abs(cfg.reward_scale) < float("inf")):
         raise ConfigError(f"--reward_scale must be finite, got {cfg.reward_scale}")
-    if any(k < 0 for k in cfg.kl_coeff):
-        raise ConfigError(f"--kl_coeff must be >= 0, got {cfg.kl_coeff}")
+    if not all(0 <= k < math.inf for k in cfg.kl_coeff):
+        raise ConfigError(f"--kl_coeff must be >= 0 and finite, got {cfg.kl_coeff}")
     for name in ("policy_architecture", "Q_architecture"):
         if getattr(cfg, name) not in ARCHITECTURES:
             raise ConfigError(f"--{name} {getattr(cfg, name)!r} is not valid; valid: {', '.join(ARCHITECTURES)}")

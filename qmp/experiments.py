@@ -12,9 +12,11 @@ import json
 import math
 import random
 import shutil
+import threading
 import time
 import warnings
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +24,21 @@ import numpy as np
 import torch
 
 import qmp
-from qmp.checkpoint import CHECKPOINT_NAME, capture_rng, check_compatible, load_checkpoint, restore_rng, save_checkpoint
+from qmp.checkpoint import CHECKPOINT_NAME, CheckpointError, capture_rng, check_compatible, load_checkpoint, restore_rng, save_checkpoint
 from qmp.config import Config
 from qmp.environments import make_spec
 from qmp.environments.base import MultiTaskSpec
-from qmp.environments.multitask import MultiTaskEnv
+from qmp.environments.multitask import Episode, MultiTaskEnv
+from qmp.faults import (
+    NonFiniteError,
+    StopRequested,
+    StopSignals,
+    check_finite_array,
+    check_finite_metrics,
+    check_finite_parameters,
+    monitored,
+    unstable_counts,
+)
 from qmp.learning.buffer import MultiTaskReplayBuffer
 from qmp.learning.nets import DoubleQ, TanhGaussianPolicy
 from qmp.learning.policies import OwnPolicy, QSwitchMixture
@@ -56,6 +68,33 @@ class Schedule:
             return Schedule(steps, math.ceil(cfg.min_buffer_size / num_tasks), cfg.gradient_steps_per_itr, math.ceil(cfg.buffer_batch_size / num_tasks))
         # DnC family: task i gets max(1, G * n_i / sum n) steps of B from its own buffer; n_i are equal here
         return Schedule(steps, cfg.min_buffer_size, max(1, cfg.gradient_steps_per_itr // num_tasks), cfg.buffer_batch_size)
+
+
+@dataclass
+class EpochProgress:
+    """The in-progress epoch. It is part of the checkpoint, so a checkpoint written between two
+    cycles (or two gradient steps, on a signal) resumes exactly where the epoch was.
+
+    A cycle = one collection, then `updates_per_cycle` gradient steps: `collected` and
+    `cycle_updates` say how far the current cycle got; the rest accumulates the epoch's metrics."""
+
+    num_tasks: int
+    unstable_start: np.ndarray  # (T,) unstable-step counts of the collection envs when the epoch began
+    cycle: int = 0
+    collected: bool = False
+    cycle_updates: int = 0
+    updates: int = 0
+    sums: dict[str, torch.Tensor] = field(default_factory=dict)  # per-task metric sums, each (T,)
+    episodes: list[Episode] = field(default_factory=list)
+    choices: np.ndarray | None = None  # (T, T) Q-switch choice counts
+    timer: dict[str, float] = field(default_factory=lambda: {"collect": 0.0, "train": 0.0})
+
+    def __post_init__(self) -> None:
+        if self.choices is None:
+            self.choices = np.zeros((self.num_tasks, self.num_tasks), np.int64)
+
+    def state_dict(self) -> dict[str, Any]:
+        return dict(vars(self))
 
 
 def default_run_dir(cfg: Config) -> Path:
@@ -108,35 +147,81 @@ class Experiment:
         self.env_steps = 0
         self.grad_steps = 0
         self.wall_time = 0.0
+        self.partial = self.new_epoch_progress()
 
     # ---------------------------------------------------------------- one epoch
-    def train_epoch(self, progress: Any = None) -> dict[str, float]:
-        t = self.spec.num_tasks
-        sums: dict[str, torch.Tensor] = {}
-        updates = 0
-        episodes = []
-        choices = np.zeros((t, t), np.int64)
-        timer = {"collect": 0.0, "train": 0.0}
-        for _ in range(self.cfg.steps_per_epoch):
+    def new_epoch_progress(self) -> EpochProgress:
+        return EpochProgress(self.spec.num_tasks, unstable_counts(self.env.envs))
+
+    def train_epoch(self, progress: Any = None, stop: Callable[[], bool] = lambda: False,
+                    after_cycle: Callable[[], None] | None = None) -> dict[str, float] | None:
+        """Run the current epoch's remaining cycles and return its metrics, or None as soon as `stop()`
+        is true (polled before each collection and gradient step; `self.partial` says where to go on).
+        Observations, metric sums and parameters are checked for NaN/inf once per cycle."""
+        p = self.partial
+        while p.cycle < self.cfg.steps_per_epoch:
+            if stop():
+                return None
+            if not p.collected:
+                self._collect_cycle(progress)
             start = time.perf_counter()
-            steps = self.schedule.steps_per_cycle
-            if self.buffer.size < self.schedule.warmup:
-                steps = max(steps, self.schedule.warmup - self.buffer.size)
-            rollout = collect(self.env, self.behaviour, steps, self.device)
-            self.buffer.extend(rollout.data)
-            self.env_steps += steps * t
-            episodes += rollout.episodes
-            choices += rollout.choices
-            timer["collect"] += time.perf_counter() - start
-            start = time.perf_counter()
-            if self.buffer.size >= self.schedule.warmup:
-                for _ in range(self.schedule.updates_per_cycle):
+            try:
+                while self.buffer.size >= self.schedule.warmup and p.cycle_updates < self.schedule.updates_per_cycle:
+                    if stop():
+                        return None
                     for key, value in self.update_step().items():
-                        sums[key] = sums[key] + value if key in sums else value.clone()
-                    updates += 1
-            timer["train"] += time.perf_counter() - start
-            if progress is not None:
-                progress.update(steps * t)
+                        p.sums[key] = p.sums[key] + value if key in p.sums else value.clone()
+                    p.updates += 1
+                    p.cycle_updates += 1
+            finally:
+                p.timer["train"] += time.perf_counter() - start
+            self.check_finite()
+            p.cycle, p.collected, p.cycle_updates = p.cycle + 1, False, 0
+            if after_cycle is not None:
+                after_cycle()
+        return self._finish_epoch()
+
+    def _collect_cycle(self, progress: Any) -> None:
+        """Collect one cycle's steps (more during warm-up); NaN/inf data never reaches the buffer."""
+        p, t = self.partial, self.spec.num_tasks
+        start = time.perf_counter()
+        steps = self.schedule.steps_per_cycle
+        if self.buffer.size < self.schedule.warmup:
+            steps = max(steps, self.schedule.warmup - self.buffer.size)
+        rollout = collect(self.env, self.behaviour, steps, self.device)
+        for key, quantity in (("obs", "observation"), ("next_obs", "observation"), ("rew", "reward"), ("act", "action")):
+            check_finite_array(quantity, rollout.data[key], 1, self.spec.task_names, self.epoch)
+        self.buffer.extend(rollout.data)
+        self.env_steps += steps * t
+        p.episodes += rollout.episodes
+        p.choices += rollout.choices
+        p.collected = True
+        p.timer["collect"] += time.perf_counter() - start
+        if progress is not None:
+            progress.update(steps * t)
+
+    def check_finite(self) -> None:
+        """Raise NonFiniteError naming the first NaN/inf loss or metric, then parameter (with its task)."""
+        names = self.spec.task_names
+        check_finite_metrics(self.partial.sums, names, self.epoch)
+        a = self.agent
+        params = {f"{prefix}.{n}": v for prefix, module in (("policy", a.policy), ("critic", a.critic), ("critic_target", a.critic_target))
+                  for n, v in module.named_parameters()}
+        params["log_alpha"] = a.log_alpha
+        arch = {"policy": self.cfg.policy_architecture, "critic": self.cfg.Q_architecture, "critic_target": self.cfg.Q_architecture}
+
+        def task_major(name: str) -> bool:  # separate: every tensor is (copies*T, ...); multihead: the heads only
+            if name == "log_alpha":
+                return not self.method.shared_alpha
+            kind = arch[name.split(".")[0]]
+            return kind == "separate" or (kind == "multihead" and ".heads." in name)
+
+        check_finite_parameters(params, names, self.epoch, task_major)
+
+    def _finish_epoch(self) -> dict[str, float]:
+        """The finished epoch's metrics; starts a fresh EpochProgress."""
+        p = self.partial
+        sums, updates, episodes, choices, timer = p.sums, p.updates, p.episodes, p.choices, p.timer
         metrics: dict[str, float] = {"env_steps": float(self.env_steps), "grad_steps": float(self.grad_steps)}
         for key, total in sums.items():
             per_task = (total / updates).cpu().numpy()
@@ -150,7 +235,12 @@ class Experiment:
                 metrics[f"collect/{name}/own_policy_frac"] = float(frac)
             metrics["collect/own_policy_frac"] = float(own.mean())
         self.last_choices = choices
+        unstable = unstable_counts(self.env.envs) - p.unstable_start
+        metrics["stability/collect_unstable_episodes"] = float(unstable.sum())
+        for name, count in zip(self.spec.task_names, unstable, strict=True):
+            metrics[f"stability/{name}/collect_unstable_episodes"] = float(count)
         metrics["time/collect_s"], metrics["time/train_s"] = timer["collect"], timer["train"]
+        self.partial = self.new_epoch_progress()
         return metrics
 
     def update_step(self) -> dict[str, torch.Tensor]:
@@ -178,9 +268,14 @@ class Experiment:
         per_task = max(1, self.cfg.num_evaluation_episodes // self.spec.num_tasks)
         seed = self.cfg.seed * 1_000_003 + epoch
         names = self.spec.task_names
+        unstable_before = unstable_counts(self.eval_env.envs)
         metrics = episode_metrics(evaluate(self.eval_env, self.own_policy, per_task, seed, self.device), names, "eval")
         if self.eval_mixture is not None:
             metrics.update(episode_metrics(evaluate(self.eval_env, self.eval_mixture, per_task, seed, self.device), names, "eval_mixture"))
+        metrics["stability/eval_unstable_episodes"] = float((unstable_counts(self.eval_env.envs) - unstable_before).sum())
+        for key, value in metrics.items():  # a NaN/inf reward in evaluation shows up in the returns
+            if key.endswith("/return") and not math.isfinite(value):
+                raise NonFiniteError(f"non-finite evaluation return {key!r} at epoch {epoch}")
         return metrics
 
     # ---------------------------------------------------------------- checkpoint
@@ -196,18 +291,26 @@ class Experiment:
             "grad_steps": self.grad_steps, "wall_time": self.wall_time, "agent": self.agent.state_dict(),
             "behaviour": self.behaviour.state_dict(), "env": self.env.get_state(), "rng": capture_rng(),
             "buffer": self.buffer.state_dict() if self.cfg.save_buffer else None,
+            "partial": self.partial.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any], path: Path) -> None:
-        check_compatible(state["meta"], self.meta(), path)
-        self.agent.load_state_dict(state["agent"])
-        self.behaviour.load_state_dict(state["behaviour"])
-        self.env.set_state(state["env"])
-        if state["buffer"] is not None:
-            self.buffer.load_state_dict(state["buffer"])
-        self.epoch, self.env_steps, self.grad_steps = state["epoch"], state["env_steps"], state["grad_steps"]
-        self.wall_time = state["wall_time"]
-        restore_rng(state["rng"])
+        """Restore a checkpoint; any mismatch or missing piece is a CheckpointError naming it."""
+        check_compatible(state["meta"], self.meta(), path, state.get("code_version"), qmp.__version__)
+        try:
+            self.agent.load_state_dict(state["agent"])
+            self.behaviour.load_state_dict(state["behaviour"])
+            self.env.set_state(state["env"])
+            if state["buffer"] is not None:
+                self.buffer.load_state_dict(state["buffer"])
+            partial = dict(state["partial"])
+            partial["sums"] = {k: v.to(self.device) for k, v in partial["sums"].items()}
+            self.partial = EpochProgress(**partial)
+            self.epoch, self.env_steps, self.grad_steps = state["epoch"], state["env_steps"], state["grad_steps"]
+            self.wall_time = state["wall_time"]
+            restore_rng(state["rng"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise CheckpointError(f"checkpoint {path} does not fit this run: {type(exc).__name__}: {exc}; nothing was overwritten") from exc
 
 
 def prepare_run_dir(cfg: Config, spec: MultiTaskSpec) -> Path:
@@ -238,7 +341,7 @@ def run(cfg: Config) -> Path:
     torch.set_num_threads(cfg.torch_threads)
     device = pick_device(cfg.gpu)
     seed_everything(cfg.seed)
-    spec = make_spec(cfg.env, sparse_tasks=cfg.sparse_tasks, task_name=cfg.task_name)
+    spec = monitored(make_spec(cfg.env, sparse_tasks=cfg.sparse_tasks, task_name=cfg.task_name))
     exp = Experiment(cfg, spec, device)
     run_dir = prepare_run_dir(cfg, spec)
     ckpt_path = run_dir / CHECKPOINT_NAME
@@ -248,8 +351,14 @@ def run(cfg: Config) -> Path:
     write_config(run_dir, cfg, exp)
     truncate_jsonl(run_dir / QSWITCH_LOG, exp.epoch)
     logger = Logger(run_dir, resume_epoch=exp.epoch)
+    # signal handlers can only be installed from the main thread (tests may call run() elsewhere)
+    signals = StopSignals() if threading.current_thread() is threading.main_thread() else None
     try:
-        train(exp, cfg, logger, ckpt_path)
+        if signals is not None:
+            with signals:
+                train(exp, cfg, logger, ckpt_path, signals)
+        else:
+            train(exp, cfg, logger, ckpt_path)
     finally:
         logger.close()
         exp.env.close()
@@ -258,14 +367,46 @@ def run(cfg: Config) -> Path:
     return run_dir
 
 
-def train(exp: Experiment, cfg: Config, logger: Logger, ckpt_path: Path) -> None:
+def train(exp: Experiment, cfg: Config, logger: Logger, ckpt_path: Path, signals: StopSignals | None = None) -> None:
+    """Epochs until n_epochs. Checkpoints: after every snapshot_gap-th epoch, between cycles or epochs
+    once snapshot_interval_s seconds passed since the last one, and on a stop signal (then raises
+    StopRequested). A NaN/inf raises NonFiniteError before the checkpoint it would have spoilt."""
     from tqdm import tqdm
+
+    last_save = time.monotonic()
+
+    def stop() -> bool:
+        return signals is not None and signals.received is not None
+
+    def checkpoint() -> None:
+        nonlocal last_save
+        exp.check_finite()
+        save_checkpoint(ckpt_path, exp.state_dict())
+        last_save = time.monotonic()
+
+    def due() -> bool:
+        return time.monotonic() - last_save >= cfg.snapshot_interval_s
+
+    def after_cycle() -> None:
+        if exp.partial.cycle < cfg.steps_per_epoch and due():
+            checkpoint()
+
+    def stop_now(saved: bool = False) -> StopRequested:
+        assert signals is not None and signals.received is not None
+        if not saved:
+            checkpoint()
+        where = f"epoch {exp.epoch}, cycle {exp.partial.cycle}/{cfg.steps_per_epoch}" if exp.epoch < cfg.n_epochs else "the end"
+        return StopRequested(signals.received, f"stopped by {signals.name} at {where}; checkpoint written to {ckpt_path}. "
+                                               f"Resume by running the same command again, or: python run.py resume --snapshot_dir {ckpt_path.parent}")
 
     planned = exp.spec.num_tasks * (exp.schedule.steps_per_cycle * cfg.steps_per_epoch * cfg.n_epochs)
     progress = tqdm(total=planned, initial=exp.env_steps, unit="step", unit_scale=True, disable=None, dynamic_ncols=True)
     while exp.epoch < cfg.n_epochs:
         epoch, start, steps_before = exp.epoch, time.perf_counter(), exp.env_steps
-        metrics = exp.train_epoch(progress)
+        metrics = exp.train_epoch(progress, stop, after_cycle)
+        if metrics is None:
+            progress.close()
+            raise stop_now()
         eval_start = time.perf_counter()
         if exp.eval_env is not None and (epoch % cfg.evaluation_frequency == 0 or epoch == cfg.n_epochs - 1):
             metrics.update(exp.evaluate(epoch))
@@ -279,8 +420,12 @@ def train(exp: Experiment, cfg: Config, logger: Logger, ckpt_path: Path) -> None
             logger.log_json(QSWITCH_LOG, {"epoch": epoch, "env_steps": exp.env_steps, "tasks": list(exp.spec.task_names),
                                           "counts": exp.last_choices.tolist()})
         exp.epoch = epoch + 1
-        if exp.epoch % cfg.snapshot_gap == 0 or exp.epoch == cfg.n_epochs:
-            save_checkpoint(ckpt_path, exp.state_dict())
+        saved = exp.epoch % cfg.snapshot_gap == 0 or exp.epoch == cfg.n_epochs or due()
+        if saved:
+            checkpoint()
+        if stop() and exp.epoch < cfg.n_epochs:
+            progress.close()
+            raise stop_now(saved)
         success = metrics.get("eval/success", metrics.get("collect/success"))
         progress.set_postfix(epoch=epoch, success=f"{success:.2f}" if success is not None else "-")
     progress.close()

@@ -1,6 +1,8 @@
 """Per-epoch metrics to progress.csv (pandas-readable), TensorBoard and optionally wandb.
 
-On resume the rows of epochs that will be run again are dropped, so nothing is duplicated.
+On resume the rows of epochs that will be run again are dropped, so nothing is duplicated: from
+progress.csv (including a last row torn by a kill mid-append), from TensorBoard (purge_step, also when
+resuming at epoch 0) and from the JSON-lines logs.
 """
 
 from __future__ import annotations
@@ -23,11 +25,12 @@ class Logger:
         self.path = self.run_dir / PROGRESS
         self.rows: list[dict[str, str]] = []
         if resume_epoch > 0 and self.path.exists():
-            with open(self.path, newline="") as f:
-                self.rows = [row for row in csv.DictReader(f) if int(row["epoch"]) < resume_epoch]
+            self.rows = [row for row in read_complete_rows(self.path) if int(row["epoch"]) < resume_epoch]
         self.columns: list[str] = list(self.rows[0].keys()) if self.rows else []
         self._rewrite()
-        self.tb = SummaryWriter(str(self.run_dir / "tb"), purge_step=resume_epoch if resume_epoch > 0 else None)
+        tb_dir = self.run_dir / "tb"
+        # purge_step drops events of epochs >= resume_epoch that a killed run wrote after its checkpoint
+        self.tb = SummaryWriter(str(tb_dir), purge_step=resume_epoch if resume_epoch > 0 or tb_dir.exists() else None)
         self.wandb_run = wandb_run
 
     def log(self, epoch: int, metrics: dict[str, float]) -> None:
@@ -68,6 +71,14 @@ class Logger:
             self.wandb_run.finish()
 
 
+def read_complete_rows(path: Path) -> list[dict[str, str]]:
+    """Rows of a progress.csv, without a last line torn by a kill during an append."""
+    text = path.read_text()
+    if text and not text.endswith("\n"):
+        text = text[: text.rfind("\n") + 1]
+    return list(csv.DictReader(text.splitlines(keepends=True)))
+
+
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return repr(value)
@@ -78,7 +89,10 @@ def truncate_jsonl(path: Path, resume_epoch: int) -> None:
     """Drop records of epochs >= resume_epoch from a JSON-lines log."""
     if not path.exists():
         return
-    kept = [line for line in path.read_text().splitlines() if line and json.loads(line)["epoch"] < resume_epoch]
+    text = path.read_text()
+    if text and not text.endswith("\n"):  # a line torn by a kill
+        text = text[: text.rfind("\n") + 1]
+    kept = [line for line in text.splitlines() if line and json.loads(line)["epoch"] < resume_epoch]
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text("".join(line + "\n" for line in kept))
     os.replace(tmp, path)

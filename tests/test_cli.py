@@ -1,0 +1,193 @@
+"""The command line: the README's commands parse exactly, presets apply and explicit flags win, and
+every bad input is one line on stderr with exit code 2, fast, with no simulator (or torch) imported
+and no file written. Property tests (hypothesis) throw random values at every numeric flag."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from qmp.config import ENV_PRESETS, Config, ConfigError, garage_only_warnings, parse_args
+from qmp.environments import ENVS
+from qmp.methods import METHODS
+
+ROOT = Path(__file__).resolve().parents[1]
+HEAVY = ("torch", "mujoco", "metaworld", "gymnasium_robotics", "dm_control", "d4rl", "tensorboard")
+PARAM_SHARING = ["--policy_architecture", "multihead", "--Q_architecture", "multihead", "--lr", "0.001", "--hidden_sizes", "512", "512"]
+VALID_BASE = {m: (PARAM_SHARING[:4] if m in ("sac", "mtsac", "qmp_sac") else []) for m in METHODS}
+
+
+def parse(*argv: str) -> Config:
+    return parse_args(list(argv), list(METHODS), list(ENVS))
+
+
+# ------------------------------------------------------------------------------ README commands
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["qmp_dnc", "--env=JacoReachMT5-v1"],
+        ["dnc_sac", "--env=JacoReachMT5-v1"],
+        ["qmp_sac", "--env=JacoReachMT5-v1", *PARAM_SHARING],
+        ["mtsac", "--env=JacoReachMT5-v1", *PARAM_SHARING],
+        ["qmp_uds_dnc", "--env=JacoReachMT5-v1", "--sharing_quantile", "0"],
+        ["uds_dnc", "--env=JacoReachMT5-v1", "--sharing_quantile", "0"],
+    ],
+)
+def test_readme_commands_parse_exactly(argv: list[str]) -> None:
+    cfg = parse(*argv)
+    assert (cfg.method, cfg.env, cfg.n_policies, cfg.n_epochs, cfg.num_evaluation_episodes) == (argv[0], "JacoReachMT5-v1", 5, 2000, 50)
+    if "--lr" in argv:
+        assert (cfg.policy_architecture, cfg.Q_architecture, cfg.lr, cfg.hidden_sizes) == ("multihead", "multihead", 0.001, [512, 512])
+    else:
+        assert (cfg.policy_architecture, cfg.Q_architecture, cfg.lr, cfg.hidden_sizes) == ("separate", "separate", 3e-4, [256, 256])
+    if "uds" in argv[0]:
+        assert cfg.sharing_quantile == 0.0
+
+
+@pytest.mark.parametrize("env", sorted(ENV_PRESETS))
+def test_presets_apply_and_explicit_flags_win(env: str) -> None:
+    cfg = parse("dnc_sac", f"--env={env}")
+    for key, value in ENV_PRESETS[env].items():
+        assert getattr(cfg, key) == value, key
+    explicit = parse("dnc_sac", f"--env={env}", "--batch_size", "123", "--lr", "0.0007", "--n_epochs", "3")
+    assert (explicit.batch_size, explicit.lr, explicit.n_epochs) == (123, 0.0007, 3)
+    assert explicit.n_policies == ENV_PRESETS[env]["n_policies"]
+
+
+def test_garage_only_flags_are_accepted_with_a_warning() -> None:
+    argv = ["qmp_dnc", "--env=ToyReach-v0", "--sampler_type", "ray", "--worker_type=fragment", "--max_n_worker", "8"]
+    cfg = parse(*argv)
+    assert (cfg.sampler_type, cfg.worker_type, cfg.max_n_worker) == ("ray", "fragment", 8)
+    warnings = garage_only_warnings(argv)
+    assert len(warnings) == 3 and all("garage" in w and "ignored" in w for w in warnings)
+    assert garage_only_warnings(["qmp_dnc", "--env=ToyReach-v0"]) == []
+
+
+# --------------------------------------------------------------------------- bad input, end to end
+BAD = [
+    (["qmp_dmc", "--env=ToyReach-v0"], "did you mean 'qmp_dnc'"),
+    (["qmp_dnc", "--env=JacoReachMT5-v2"], "did you mean 'JacoReachMT5-v1'"),
+    (["qmp_dnc", "--env=ToyReach-v0", "--n_epochs", "0"], "--n_epochs must be positive"),
+    (["qmp_dnc", "--env=ToyReach-v0", "--batch_size", "-5"], "--batch_size must be positive"),
+    (["qmp_dnc", "--env=ToyReach-v0", "--hidden_sizes", "256", "0"], "--hidden_sizes must all be positive"),
+    (["uds_dnc", "--env=ToyReach-v0", "--sharing_quantile", "1.5"], "--sharing_quantile must be in [0, 1]"),
+    (["qmp_dnc", "--env=ToyReach-v0", "--lr", "0"], "--lr must be positive"),
+    (["qmp_dnc", "--env=ToyReach-v0", "--lr=-1e-3"], "--lr must be positive"),
+    (["qmp_dnc", "--env=ToyReach-v0", "--policy_architecture", "multihead", "--Q_architecture", "multihead"],
+     "qmp_dnc needs --policy_architecture in {separate}"),
+    (["qmp_dnc", "--env=JacoReachMT5-v1", "--n_policies", "4"], "--n_policies 4 does not match the 5 tasks of JacoReachMT5-v1"),
+    (["qmp_dnc", "--env=ToyReach-v0", "--n_epocs", "4"], "did you mean '--n_epochs'"),
+    (["qmp_dnc", "--env=ToyReach-v0", "--n_epochs", "ten"], "argument --n_epochs: invalid int value"),
+    ([], "the following arguments are required: method"),
+    (["resume"], "resume needs --snapshot_dir"),
+    (["resume", "--snapshot_dir", "nowhere"], "no config.json there"),
+]
+
+PROBE = """
+import json, sys, time
+sys.path.insert(0, {root!r})
+start = time.perf_counter()
+import run
+code = run.main(sys.argv[1:])
+heavy = [m for m in {heavy!r} if m in sys.modules]
+print(json.dumps({{"code": code, "heavy": heavy, "seconds": time.perf_counter() - start}}))
+"""
+
+
+@pytest.mark.parametrize(("argv", "expected"), BAD, ids=[" ".join(a[:1] + a[2:]) or "empty" for a, _ in BAD])
+def test_bad_input_is_one_line_exit_2_fast_and_touches_nothing(argv: list[str], expected: str, tmp_path: Path) -> None:
+    probe = PROBE.format(root=str(ROOT), heavy=HEAVY)
+    start = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", probe, *argv], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    elapsed = time.monotonic() - start
+    report = json.loads(done.stdout)
+    lines = done.stderr.strip().splitlines()
+    assert report["code"] == 2 and len(lines) == 1 and lines[0].startswith("run.py: error: "), done.stderr
+    assert expected in lines[0]
+    assert report["heavy"] == []  # no simulator, no torch, no tensorboard
+    assert list(tmp_path.iterdir()) == []  # no run directory, no file
+    assert report["seconds"] < 2.0 and elapsed < 10.0
+
+
+def test_real_entry_point_exits_with_code_2(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, str(ROOT / "run.py"), "qmp_dnc", "--env=ToyReach-v0", "--hidden_sizes", "0"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "--hidden_sizes" in done.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_resume_refuses_an_invalid_saved_config(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text(json.dumps({**Config(env="ToyReach-v0", n_policies=4).to_dict(), "lr": -1.0}))
+    import run as cli
+
+    with pytest.raises(ConfigError, match="--lr must be positive"):
+        cli.resume_config(["resume", "--snapshot_dir", str(tmp_path)])
+    (tmp_path / "config.json").write_text("{not json")
+    with pytest.raises(ConfigError, match="cannot read config.json"):
+        cli.resume_config(["resume", "--snapshot_dir", str(tmp_path)])
+
+
+# ------------------------------------------------------------------------------- property tests
+INT_FLAGS = ["seed", "gradient_steps_per_itr", "min_buffer_size", "buffer_batch_size", "steps_per_epoch", "n_epochs", "batch_size",
+             "num_evaluation_episodes", "evaluation_frequency", "vis_freq", "vis_num", "vis_width", "vis_height", "vis_fps",
+             "snapshot_gap", "n_policies", "policy_sampling_freq", "replay_buffer_size", "torch_threads", "gpu", "max_n_worker",
+             "distillation_n_epochs"]
+FLOAT_FLAGS = ["target_update_tau", "target_entropy", "discount", "reward_scale", "lr", "grad_clip", "sharing_quantile",
+               "control_penalty", "snapshot_interval_s"]
+LIST_FLAGS = {"hidden_sizes": int, "kl_coeff": float, "sparse_tasks": int}
+NUMBERS = st.one_of(st.integers(-(10**20), 10**20), st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([0, 1, -1, 0.5, 2**32]))
+
+
+def _check(argv: list[str], flag: str) -> Config | None:
+    """Either a valid Config or a one-line ConfigError naming `flag`; anything else fails the test."""
+    try:
+        cfg = parse(*argv)
+    except ConfigError as exc:
+        message = str(exc)
+        assert "\n" not in message and message
+        assert f"--{flag}" in message, message
+        return None
+    return cfg
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(method=st.sampled_from(sorted(METHODS)), env=st.sampled_from(sorted(ENVS)),
+       flag=st.sampled_from(INT_FLAGS + FLOAT_FLAGS), value=NUMBERS)
+def test_numeric_flags_parse_or_fail_with_one_line_naming_the_flag(method: str, env: str, flag: str, value: float) -> None:
+    cfg = _check([method, f"--env={env}", *VALID_BASE[method], f"--{flag}={value!r}"], flag)
+    if cfg is not None:
+        parsed = getattr(cfg, flag)
+        expected = float(value) if flag in FLOAT_FLAGS else value
+        assert parsed == expected and not (isinstance(parsed, float) and math.isnan(parsed))  # NaN never gets through
+        if flag in INT_FLAGS:
+            assert isinstance(parsed, int) and float(value).is_integer()
+
+
+@settings(max_examples=150, deadline=None)
+@given(flag=st.sampled_from(sorted(LIST_FLAGS)), values=st.lists(NUMBERS, min_size=1, max_size=5))
+def test_list_flags_parse_or_fail_with_one_line_naming_the_flag(flag: str, values: list[float]) -> None:
+    cfg = _check(["dnc_sac", "--env=ToyReach-v0", f"--{flag}", *[repr(v) for v in values]], flag)
+    if cfg is not None:
+        assert getattr(cfg, flag) == values
+        if flag == "hidden_sizes":
+            assert all(h > 0 for h in values)
+
+
+@settings(max_examples=150, deadline=None)
+@given(method=st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1, max_size=12),
+       env=st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1, max_size=20))
+def test_any_method_or_env_name_is_accepted_or_one_line_error(method: str, env: str) -> None:
+    try:
+        cfg = parse(method, f"--env={env}")
+    except ConfigError as exc:
+        assert "\n" not in str(exc)
+    else:
+        assert cfg.method in METHODS and cfg.env in ENVS
