@@ -15,6 +15,7 @@ import shutil
 import threading
 import time
 import warnings
+from functools import partial
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +48,7 @@ from qmp.learning.sharing import UDSSharing
 from qmp.logger import Logger, truncate_jsonl
 from qmp.methods import METHODS, Method
 from qmp.rollout import collect, episode_metrics, evaluate
+from qmp.video import VideoRecorder
 
 QSWITCH_LOG = "qswitch_selection.jsonl"
 RUN_FILES = ("config.json", "progress.csv", CHECKPOINT_NAME, QSWITCH_LOG, "tb")
@@ -143,6 +145,10 @@ class Experiment:
         capacity = cfg.replay_buffer_size
         self.buffer = MultiTaskReplayBuffer(t, capacity, obs_dim, act_dim, device)
         self.sharing = UDSSharing(t, cfg.buffer_batch_size, spec.min_reward, cfg.sharing_quantile, device) if self.method.sharing else None
+        self.video = None
+        if cfg.vis_freq > 0:
+            render_spec = partial(make_spec, cfg.env, sparse_tasks=cfg.sparse_tasks, task_name=cfg.task_name, render_mode="rgb_array")
+            self.video = VideoRecorder(render_spec, cfg.seed, max(cfg.vis_num // t, 1), cfg.vis_width, cfg.vis_height, cfg.vis_fps, cfg.vis_format)
         self.epoch = 0
         self.env_steps = 0
         self.grad_steps = 0
@@ -364,6 +370,8 @@ def run(cfg: Config) -> Path:
         exp.env.close()
         if exp.eval_env is not None:
             exp.eval_env.close()
+        if exp.video is not None:
+            exp.video.close()
     return run_dir
 
 
@@ -411,6 +419,10 @@ def train(exp: Experiment, cfg: Config, logger: Logger, ckpt_path: Path, signals
         if exp.eval_env is not None and (epoch % cfg.evaluation_frequency == 0 or epoch == cfg.n_epochs - 1):
             metrics.update(exp.evaluate(epoch))
         metrics["time/eval_s"] = time.perf_counter() - eval_start
+        if exp.video is not None and epoch % cfg.vis_freq == 0:
+            video_start = time.perf_counter()
+            exp.video.record(exp.own_policy, epoch, ckpt_path.parent / "videos", exp.device)
+            metrics["time/video_s"] = time.perf_counter() - video_start
         elapsed = time.perf_counter() - start
         exp.wall_time += elapsed
         metrics["time/epoch_s"], metrics["time/total_s"] = elapsed, exp.wall_time

@@ -6,6 +6,7 @@ policy per task (T,))` (see learning/policies.py).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -58,9 +59,17 @@ def collect(env: MultiTaskEnv, behaviour: Behaviour, steps: int, device: torch.d
     return Rollout(data, episodes, choices)
 
 
-def evaluate(env: MultiTaskEnv, behaviour: Behaviour, episodes_per_task: int, seed: int, device: torch.device) -> list[Episode]:
+def evaluate(
+    env: MultiTaskEnv,
+    behaviour: Behaviour,
+    episodes_per_task: int,
+    seed: int,
+    device: torch.device,
+    on_step: Callable[[np.ndarray], None] | None = None,
+) -> list[Episode]:
     """`episodes_per_task` deterministic episodes of every task, from a reset seeded by `seed`, so an
-    evaluation does not depend on earlier ones (and needs no state in a checkpoint)."""
+    evaluation does not depend on earlier ones (and needs no state in a checkpoint). `on_step(active)`
+    runs after every step with the mask of tasks that stepped (the video recorder renders them)."""
     env.reset(seed=seed)
     finished = np.zeros(env.num_tasks, np.int64)
     episodes: list[Episode] = []
@@ -68,6 +77,8 @@ def evaluate(env: MultiTaskEnv, behaviour: Behaviour, episodes_per_task: int, se
         active = finished < episodes_per_task
         action, _ = behaviour.act(torch.from_numpy(env.obs).to(device), env.elapsed, deterministic=True)
         result = env.step(action.cpu().numpy(), active)
+        if on_step is not None:
+            on_step(active)
         for episode in result.episodes:
             episodes.append(episode)
             finished[episode.task] += 1

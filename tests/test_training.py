@@ -100,3 +100,15 @@ def test_resume_continues_where_it_stopped(tmp_path: Path) -> None:
     resumed = train("qmp_dnc", TOY, tmp_path / "split", *flags)  # the same command, more epochs
     assert without_time(resumed) == without_time(full)
     assert len(read_progress(tmp_path / "split")) == 4
+
+
+def test_videos_of_the_evaluation_episodes(tmp_path: Path) -> None:
+    import imageio.v2 as imageio
+
+    flags = [*tiny_flags(4, 20), "--n_epochs", "2", "--vis_freq", "2", "--vis_num", "4", "--vis_width", "32", "--vis_height", "24"]
+    rows = train("dnc_sac", TOY, tmp_path, *flags)
+    videos = sorted((tmp_path / "videos").iterdir())
+    assert [v.name for v in videos] == sorted(f"epoch0_reach-{a}deg.mp4" for a in (0, 45, 90, 135))  # epoch 1 is not a multiple of 2
+    frames = imageio.mimread(videos[0])
+    assert len(frames) == 20 and frames[0].shape == (24, 32, 3)
+    assert rows[0]["time/video_s"] != "" and rows[1]["time/video_s"] == ""

@@ -40,6 +40,14 @@ class ToyReachTask(TaskEnv):
         success = dist < TOY_SUCCESS_DIST
         return self.pos.astype(np.float32), -dist, False, False, {"success": success}
 
+    def render(self) -> np.ndarray:
+        """A 64x64 top view: the goal in green, the point in white (for video tests)."""
+        image = np.zeros((64, 64, 3), np.uint8)
+        for xy, colour in ((self.goal, (0, 200, 0)), (self.pos, (255, 255, 255))):
+            col, row = np.clip(((np.asarray(xy) + 1.0) * 32).astype(int), 1, 62)
+            image[63 - row - 1 : 63 - row + 2, col - 1 : col + 2] = colour
+        return image
+
     def get_state(self) -> dict[str, Any]:
         return {"pos": self.pos.copy(), "rng": rng_state(self.np_random)}
 
