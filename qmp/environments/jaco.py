@@ -19,6 +19,7 @@ import numpy as np
 from gymnasium import spaces
 
 from qmp.environments.base import MultiTaskSpec, TaskEnv, rng_state, set_rng_state
+from qmp.environments.stability import StabilityLimits, clear_bad_state_warnings, is_unstable
 
 ASSET_PATH = Path(__file__).parent / "assets" / "jaco_reach.xml"
 TASK_NAMES = ("reach-g0g1g2", "reach-g0g1g3-shifted", "reach-g1g3g2", "reach-g1g2g0-sparse", "stay")
@@ -41,10 +42,8 @@ FAIL_PENALTY = 100.0
 # that bound (moved inside by the reset noise) and raise the upper arm (joint 2) with the elbow folded
 # (joint 3): the original's horizontal upper arm needs 1.12x the shoulder's torque to hold, this 0.83x.
 INIT_QPOS = np.array([0.0, -0.8, 0.6, 0.0, -0.698132 + INIT_NOISE, 0.0])
-MAX_ABS_QVEL = 1e3  # rad/s; torque-limited arm moves at < 30 rad/s, beyond this the step is garbage
-MAX_ABS_QACC = 1e7
-# MuJoCo resets the data by itself on these (and counts a warning), so a finite state is no proof of health.
-BAD_STATE_WARNINGS = (mujoco.mjtWarning.mjWARN_BADQPOS, mujoco.mjtWarning.mjWARN_BADQVEL, mujoco.mjtWarning.mjWARN_BADQACC)
+# rad/s and rad/s^2: the torque-limited arm moves at < 30 rad/s, beyond these the step is garbage
+STABILITY_LIMITS = StabilityLimits(max_abs_qvel=1e3, max_abs_qacc=1e7)
 
 
 class JacoReachTask(TaskEnv):
@@ -89,18 +88,6 @@ class JacoReachTask(TaskEnv):
         stage_one_hot[min(self.stage, NUM_STAGES - 1)] = 1.0
         return np.concatenate([self.data.qpos, self.data.qvel, stage_one_hot]).astype(np.float32)
 
-    def _bad_state_warnings(self) -> int:
-        return sum(int(self.data.warning[w].number) for w in BAD_STATE_WARNINGS)
-
-    def _unstable(self, warnings_before: int) -> bool:
-        """A MuJoCo bad-state warning (it auto-resets the data), a non-finite or a huge qvel/qacc."""
-        d = self.data
-        if self._bad_state_warnings() > warnings_before:
-            return True
-        if not (np.all(np.isfinite(d.qpos)) and np.all(np.isfinite(d.qvel)) and np.all(np.isfinite(d.qacc))):
-            return True
-        return bool(np.abs(d.qvel).max() > MAX_ABS_QVEL or np.abs(d.qacc).max() > MAX_ABS_QACC)
-
     # ---- gymnasium API -------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)
@@ -117,10 +104,10 @@ class JacoReachTask(TaskEnv):
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
         action = np.clip(np.asarray(action, np.float64).reshape(-1), -1.0, 1.0)
-        warnings_before = self._bad_state_warnings()
+        clear_bad_state_warnings(self.data)
         self.data.ctrl[:] = action
         mujoco.mj_step(self.model, self.data, nstep=FRAME_SKIP)
-        if self._unstable(warnings_before):
+        if is_unstable(self.data, STABILITY_LIMITS):
             info = {"success": False, "subgoal_reached": False, "stages_completed": min(self.stage, NUM_STAGES),
                     "unstable": True, "dist": float("nan")}
             return self._last_obs.copy(), -FAIL_PENALTY, True, False, info

@@ -8,7 +8,8 @@ D4RL) uses. Every task env of a process shares one read-only `MjModel` (loading 
 
 Per task: the element starts in its "from" configuration (open/on for close/off tasks), and the
 episode succeeds (reward +2800, terminated) once the element's joint distance to its goal falls
-below the task threshold. docs/env_kitchen.md lists every deviation from the original.
+below the task threshold. An unstable simulator step (stability.py) ends the episode with the last
+observation and the lowest shaped reward, -20. docs/env_kitchen.md lists every deviation from the original.
 """
 
 from __future__ import annotations
@@ -24,10 +25,12 @@ import numpy as np
 from gymnasium import spaces
 
 from qmp.environments.base import MultiTaskSpec, TaskEnv, rng_state, set_rng_state
+from qmp.environments.stability import clear_bad_state_warnings, is_unstable
 
 KITCHEN_HORIZON = 140
 REWARD_SCALE = 20.0
 SUCCESS_REWARD = REWARD_SCALE * KITCHEN_HORIZON  # the original's early-termination bonus: 2800
+UNSTABLE_REWARD = -REWARD_SCALE  # the lowest shaped reward (in_place = reach = 0), also the spec's min_reward
 FRAME_SKIP = 40  # 40 x 2 ms = 80 ms per env step (12.5 Hz), as in D4RL and FrankaKitchen-v1
 ACTION_SCALE = 2.0  # a in [-1, 1] -> joint velocity in [-2, 2] rad/s (D4RL's act_amp)
 OBS_NOISE_RATIO = 0.1  # D4RL's robot_noise_ratio ("10% as per robot_config specs")
@@ -179,6 +182,7 @@ class KitchenTaskEnv(TaskEnv):
         self.last_robot_obs = INIT_QPOS[:NUM_ROBOT_QPOS].copy()
         self.in_place_margin = 0.0
         self.reach_margin = 0.0
+        self._last_obs = np.zeros(self.observation_space.shape, np.float32)  # returned on an unstable step
         self._renderer: mujoco.Renderer | None = None
         self._camera = mujoco.MjvCamera()  # gymnasium-robotics' default kitchen view
         self._camera.distance, self._camera.azimuth, self._camera.elevation = 2.2, 70.0, -35.0
@@ -208,14 +212,19 @@ class KitchenTaskEnv(TaskEnv):
         goal_dist, hand_dist = self.distances()
         self.in_place_margin = abs(goal_dist - self.task.threshold)
         self.reach_margin = abs(hand_dist - HAND_REACH_RADIUS)
-        return self._observe(), {}
+        self._last_obs = self._observe()
+        return self._last_obs.copy(), {}
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
         velocity = ACTION_SCALE * np.clip(np.asarray(action, np.float64), -1.0, 1.0)
         velocity = np.clip(velocity, self.vel_bound[:, 0], self.vel_bound[:, 1])
         target = np.clip(self.last_robot_obs + velocity * self.dt, self.pos_bound[:, 0], self.pos_bound[:, 1])
         self.data.ctrl[:] = target
+        clear_bad_state_warnings(self.data)
         mujoco.mj_step(self.model, self.data, nstep=FRAME_SKIP)
+        if is_unstable(self.data):
+            info = {"success": False, "dist_goal": float("nan"), "dist_hand": float("nan"), "unstable": True}
+            return self._last_obs.copy(), UNSTABLE_REWARD, True, False, info
         mujoco.mj_kinematics(self.model, self.data)  # positions of the final state for the reward
         obs = self._observe()
         goal_dist, hand_dist = self.distances()
@@ -226,8 +235,9 @@ class KitchenTaskEnv(TaskEnv):
             in_place = tolerance(goal_dist, self.task.threshold, self.in_place_margin)
             reach = tolerance(hand_dist, HAND_REACH_RADIUS, self.reach_margin)
             reward = REWARD_SCALE * (0.4 * in_place + 0.6 * reach - 1.0)
-        info = {"success": success, "dist_goal": goal_dist, "dist_hand": hand_dist}
-        return obs, float(reward), bool(success), False, info
+        info = {"success": success, "dist_goal": goal_dist, "dist_hand": hand_dist, "unstable": False}
+        self._last_obs = obs
+        return obs.copy(), float(reward), bool(success), False, info
 
     def set_element(self, qpos: np.ndarray) -> None:
         """Put the task's element at `qpos` (at rest); for tests and scripted demos."""
@@ -244,6 +254,7 @@ class KitchenTaskEnv(TaskEnv):
             "last_robot_obs": self.last_robot_obs.copy(),
             "in_place_margin": self.in_place_margin,
             "reach_margin": self.reach_margin,
+            "last_obs": self._last_obs.copy(),
             "rng": rng_state(self.np_random),
         }
 
@@ -254,6 +265,11 @@ class KitchenTaskEnv(TaskEnv):
         self.in_place_margin = float(state["in_place_margin"])
         self.reach_margin = float(state["reach_margin"])
         set_rng_state(self.np_random, state["rng"])
+        # the observation is noisy, so it is saved; states saved before it was get a noise-free one
+        last_obs = state.get("last_obs")
+        if last_obs is None:
+            last_obs = np.concatenate([self.data.qpos[:NUM_QPOS], self.goal_obs]).astype(np.float32)
+        self._last_obs = last_obs.copy()
 
     def render(self) -> np.ndarray | None:
         if self.render_mode != "rgb_array":

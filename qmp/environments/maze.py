@@ -7,7 +7,9 @@ the open cell (r, c) spans [r - 0.7, r + 0.3] x [c - 0.7, c + 0.3]. We keep that
 putting the particle at the origin and the walls at (r - 0.2, c - 0.2): qpos is then the world xy.
 
 The goal is not observed: obs = (x, y, vx, vy). Reward exp(-|xy - goal|) - 1 per step (or 1 at
-success for sparse tasks), success and termination within 0.5 of the goal.
+success for sparse tasks), success and termination within 0.5 of the goal. An unstable simulator
+step (stability.py) ends the episode with the last good observation and the task's lowest reward
+(-1, or 0 for a sparse task).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import numpy as np
 from gymnasium import spaces
 
 from qmp.environments.base import MultiTaskSpec, TaskEnv, rng_state, set_rng_state
+from qmp.environments.stability import clear_bad_state_warnings, is_unstable
 
 LARGE_MAZE = (
     "############",
@@ -119,10 +122,12 @@ class MazeTask(TaskEnv):
         self.start = np.asarray(start, np.float64)
         self.goal = np.asarray(goal, np.float64)
         self.sparse = sparse
+        self.unstable_reward = 0.0 if sparse else -1.0  # the task's lowest per-step reward
         self.render_mode = render_mode
         self._renderer: mujoco.Renderer | None = None
         self.observation_space = spaces.Box(-np.inf, np.inf, (4,), np.float32)
         self.action_space = spaces.Box(-1.0, 1.0, (2,), np.float32)
+        self._last_obs = np.zeros(4, np.float32)  # returned on an unstable step
 
     def _obs(self) -> np.ndarray:
         return np.concatenate([self.data.qpos, self.data.qvel]).astype(np.float32)
@@ -133,20 +138,26 @@ class MazeTask(TaskEnv):
         self.data.qpos[:] = self.start + self.np_random.uniform(-MAZE_RESET_POS_NOISE, MAZE_RESET_POS_NOISE, 2)
         self.data.qvel[:] = self.np_random.standard_normal(2) * MAZE_RESET_VEL_STD
         mujoco.mj_forward(self.model, self.data)
-        return self._obs(), {}
+        self._last_obs = self._obs()
+        return self._last_obs.copy(), {}
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
         # As D4RL: clip the velocity of the current state, then one Euler step with ctrl = action.
         np.clip(self.data.qvel, -MAZE_MAX_SPEED, MAZE_MAX_SPEED, out=self.data.qvel)
         self.data.ctrl[:] = np.clip(action, -1.0, 1.0)
+        clear_bad_state_warnings(self.data)
         mujoco.mj_step(self.model, self.data)
+        if is_unstable(self.data):
+            info = {"success": False, "distance": float("nan"), "unstable": True}
+            return self._last_obs.copy(), self.unstable_reward, True, False, info
         distance = float(np.linalg.norm(self.data.qpos - self.goal))
         success = distance <= MAZE_SUCCESS_DIST
         if self.sparse:
             reward = 1.0 if success else 0.0
         else:
             reward = float(np.exp(-distance) - 1.0)
-        return self._obs(), reward, success, False, {"success": success, "distance": distance}
+        self._last_obs = self._obs()
+        return self._last_obs.copy(), reward, success, False, {"success": success, "distance": distance, "unstable": False}
 
     def get_state(self) -> dict[str, Any]:
         physics = np.empty(mujoco.mj_stateSize(self.model, STATE_SPEC))
@@ -157,6 +168,7 @@ class MazeTask(TaskEnv):
         mujoco.mj_setState(self.model, self.data, state["physics"], STATE_SPEC)
         mujoco.mj_forward(self.model, self.data)
         set_rng_state(self.np_random, state["rng"])
+        self._last_obs = self._obs()
 
     def render(self) -> np.ndarray | None:
         if self.render_mode != "rgb_array":

@@ -6,6 +6,13 @@ reshuffled after each pass (drawn here from the env's own `np_random`). Evaluati
 second benchmark seeded with base_seed + 100, so they see other goals than training. The benchmark
 seed is derived from the run seed, so a run is reproducible. Building a benchmark is slow (MT50
 about 35 s), so benchmarks are cached per (name, seed) and shared by the task envs.
+
+An unstable simulator step (stability.py, checked on the wrapped env's mjData) ends the episode with
+the last good observation and reward 0 (the lowest v2 reward, what metaworld itself gives then).
+With MuJoCo's auto-reset on, metaworld computes its reward on the reset state (it may even report
+a bogus success); with auto-reset off its reward code raises ValueError (hamacher_product, SVD) on
+NaN: both count as unstable. metaworld's reset runs `reset_model` (which reads the state) before it
+resets mjData, so after an unstable step we reset mjData first.
 """
 
 from __future__ import annotations
@@ -22,11 +29,13 @@ from metaworld.env_dict import MT10_V3, MT50_V3
 from metaworld.types import Task
 
 from qmp.environments.base import MultiTaskSpec, TaskEnv, rng_state, set_rng_state
+from qmp.environments.stability import clear_bad_state_warnings, is_bad_state, is_unstable
 
 METAWORLD_HORIZON = 500
 EVAL_SEED_OFFSET = 100  # the original seeds the test benchmark with base_seed + 100
 NEVER = 2**62  # our max_path_length: metaworld then never truncates nor raises; MultiTaskEnv truncates
 PHYSICS_STATE = mujoco.mjtState.mjSTATE_INTEGRATION
+UNSTABLE_REWARD = 0.0  # v2 rewards lie in [0, 10]; also the spec's min_reward
 # model fields that metaworld's reset_model rewrites per goal variant (object/goal placement)
 MUTABLE_MODEL_FIELDS = ("body_pos", "body_quat", "site_pos", "site_quat")
 _SCALARS = (bool, int, float, str, np.generic, type(None))
@@ -86,6 +95,8 @@ class MetaWorldTask(TaskEnv):
         self._order: np.ndarray | None = None
         self._cursor = 0
         self._renderer: mujoco.Renderer | None = None
+        self._last_obs = np.zeros(obs_dim, np.float32)  # returned on an unstable step
+        self._unstable = False  # the last step went unstable: the next reset starts from a clean mjData
 
     def _next_variant(self) -> Task:
         """The original's CustomWrapper: next variant of a permutation, reshuffled after each pass."""
@@ -103,12 +114,31 @@ class MetaWorldTask(TaskEnv):
             self._order = self.np_random.permutation(len(self.variants))
             self._cursor = 0
         self.env.set_task(self._next_variant())
+        if self._unstable or is_bad_state(self.env.data):  # else metaworld's first reset_model may raise on NaN
+            mujoco.mj_resetData(self.env.model, self.env.data)
+        self._unstable = False
         obs, _ = self.env.reset()
-        return np.asarray(obs, np.float32), {}
+        self._last_obs = np.asarray(obs, np.float32)
+        return self._last_obs.copy(), {}
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
-        obs, reward, _, _, info = self.env.step(np.asarray(action, np.float32))
-        return np.asarray(obs, np.float32), float(reward), False, False, {"success": bool(info["success"])}
+        data = self.env.data
+        clear_bad_state_warnings(data)
+        try:
+            obs, reward, _, _, info = self.env.step(np.asarray(action, np.float32))
+        except ValueError:  # metaworld's reward code rejects a NaN state; any other ValueError is a bug
+            if not is_unstable(data):
+                raise
+            return self._unstable_step()
+        if is_unstable(data):
+            return self._unstable_step()
+        self._last_obs = np.asarray(obs, np.float32)
+        return self._last_obs.copy(), float(reward), False, False, {"success": bool(info["success"]), "unstable": False}
+
+    def _unstable_step(self) -> tuple[np.ndarray, float, bool, bool, dict]:
+        """End the episode without metaworld's reward/success, computed on a reset or NaN state."""
+        self._unstable = True
+        return self._last_obs.copy(), UNSTABLE_REWARD, True, False, {"success": False, "unstable": True}
 
     @property
     def goal(self) -> np.ndarray:
@@ -125,6 +155,8 @@ class MetaWorldTask(TaskEnv):
             "attrs": python_state(self.env),
             "order": None if self._order is None else self._order.copy(),
             "cursor": self._cursor,
+            "last_obs": self._last_obs.copy(),
+            "unstable": self._unstable,
             "rng": rng_state(self.np_random),
         }
 
@@ -139,6 +171,10 @@ class MetaWorldTask(TaskEnv):
         self._order = None if state["order"] is None else state["order"].copy()
         self._cursor = int(state["cursor"])
         set_rng_state(self.np_random, state["rng"])
+        # states saved before "last_obs" existed: metaworld's own copy (its last step's observation)
+        last_obs = state.get("last_obs", getattr(self.env, "_last_stable_obs", None))
+        self._last_obs = np.zeros_like(self._last_obs) if last_obs is None else np.asarray(last_obs, np.float32).copy()
+        self._unstable = bool(state.get("unstable", False))
 
     def render(self) -> np.ndarray:
         """An RGB frame from metaworld's default (upright) camera; the renderer is made on first use."""

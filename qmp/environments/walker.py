@@ -8,6 +8,9 @@ dh = torso z - max foot z (body frames), ctrl = -1e-3 |a|^2, foot = -0.01 (|d ri
 "success" is surviving to step 1000. The original also ended the episode there and stored that step
 as terminal; here the task env does not terminate on it (MultiTaskEnv truncates at the 1000-step
 horizon), so the time limit is never learned as a real end.
+
+An unstable simulator step (stability.py) ends the episode with the last good observation and reward
+UNSTABLE_REWARD = 0 (the spec's min_reward: no alive bonus, no shaping terms).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import numpy as np
 from gymnasium import spaces
 
 from qmp.environments.base import MultiTaskSpec, TaskEnv, rng_state, set_rng_state
+from qmp.environments.stability import clear_bad_state_warnings, is_unstable
 
 WALKER_XML = Path(__file__).parent / "assets" / "walker_planar.xml"
 WALKER_HORIZON = 1000
@@ -35,6 +39,8 @@ CTRL_COST = 1e-3
 CEILING_HALF_SIZE = (6.0, 2.0, 0.1)
 CEILING_POS = (8.0, 0.0, 1.0)
 STATE_SPEC = mujoco.mjtState.mjSTATE_INTEGRATION
+MIN_REWARD = 0.0  # the spec's min_reward (UDS relabelling)
+UNSTABLE_REWARD = MIN_REWARD
 
 
 @dataclass(frozen=True)
@@ -91,6 +97,7 @@ class WalkerTask(TaskEnv):
         self.t = 0
         self.observation_space = spaces.Box(-np.inf, np.inf, (17,), np.float32)
         self.action_space = spaces.Box(-1.0, 1.0, (6,), np.float32)
+        self._last_obs = np.zeros(17, np.float32)  # returned on an unstable step
 
     def _obs(self) -> np.ndarray:
         qvel = np.clip(self.data.qvel, -MAX_OBS_QVEL, MAX_OBS_QVEL)
@@ -110,7 +117,8 @@ class WalkerTask(TaskEnv):
         for _ in range(self.config.random_steps):  # a perturbation, not part of the episode
             self._simulate(self.np_random.uniform(-1.0, 1.0, self.model.nu))
         self.t = 0
-        return self._obs(), {}
+        self._last_obs = self._obs()
+        return self._last_obs.copy(), {}
 
     def touches_ceiling(self) -> bool:
         if self.ceiling_id < 0 or self.data.ncon == 0:
@@ -122,7 +130,12 @@ class WalkerTask(TaskEnv):
         action = np.clip(np.asarray(action, np.float64), -1.0, 1.0)
         qpos = self.data.qpos
         x_before, right_before, left_before = qpos[0], qpos[5], qpos[8]
+        clear_bad_state_warnings(self.data)
         self._simulate(action)
+        if is_unstable(self.data):
+            self.t += 1
+            info = {"success": False, "x_velocity": 0.0, "touches_ceiling": False, "unstable": True}
+            return self._last_obs.copy(), UNSTABLE_REWARD, True, False, info
         x_velocity = (qpos[0] - x_before) / self.dt
         foot_speed = (abs(qpos[5] - right_before) + abs(qpos[8] - left_before)) / self.dt
         height, angle = qpos[1], qpos[2]
@@ -148,8 +161,10 @@ class WalkerTask(TaskEnv):
             "success": not terminated and self.t >= WALKER_HORIZON,
             "x_velocity": float(x_velocity),
             "touches_ceiling": touched,
+            "unstable": False,
         }
-        return self._obs(), float(reward), terminated, False, info
+        self._last_obs = self._obs()
+        return self._last_obs.copy(), float(reward), terminated, False, info
 
     def get_state(self) -> dict[str, Any]:
         physics = np.empty(mujoco.mj_stateSize(self.model, STATE_SPEC))
@@ -161,6 +176,7 @@ class WalkerTask(TaskEnv):
         mujoco.mj_forward(self.model, self.data)
         self.t = int(state["t"])
         set_rng_state(self.np_random, state["rng"])
+        self._last_obs = self._obs()
 
     def render(self) -> np.ndarray | None:
         if self.render_mode != "rgb_array":
@@ -181,5 +197,5 @@ def walker2d_mt4(render_mode: str | None = None, **_: Any) -> MultiTaskSpec:
         return WalkerTask(WALKER_TASKS[task], render_mode)
 
     names = tuple(cfg.name for cfg in WALKER_TASKS)
-    return MultiTaskSpec("Walker2dMT4-v0", names, WALKER_HORIZON, min_reward=0.0, make_task_env=make,
+    return MultiTaskSpec("Walker2dMT4-v0", names, WALKER_HORIZON, min_reward=MIN_REWARD, make_task_env=make,
                          extra_info_keys=("x_velocity",))
