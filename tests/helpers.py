@@ -30,4 +30,5 @@ def tiny_flags(num_tasks: int, horizon: int, evaluation: bool = True) -> list[st
         "--n_epochs", "2", "--batch_size", str(num_tasks * horizon), "--min_buffer_size", "10",
         "--gradient_steps_per_itr", str(2 * num_tasks), "--buffer_batch_size", "8", "--hidden_sizes", "32", "32",
         "--num_evaluation_episodes", str(num_tasks if evaluation else 0), "--snapshot_gap", "1", "--vis_freq", "-1",
+        "--replay_buffer_size", str(4 * horizon),
     ]
