@@ -27,7 +27,7 @@ class Method:
 METHODS: dict[str, Method] = {
     "sac": Method("single-network SAC", False, False, True, shared_alpha=True, architectures=NOT_SEPARATE),
     "mtsac": Method("Parameters (MTSAC)", False, False, True, architectures=NOT_SEPARATE),
-    "dnc_sac": Method("Separated (DnC with --kl_coeff > 0)", False, False, False, allows_kl=True),
+    "dnc_sac": Method("Separated", False, False, False, allows_kl=True),
     "qmp_dnc": Method("Separated + QMP", True, False, False, allows_kl=True),
     "qmp_sac": Method("Parameters + QMP", True, False, True, architectures=NOT_SEPARATE),
     "uds_dnc": Method("Data (UDS)", False, True, False),

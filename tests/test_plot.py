@@ -87,7 +87,7 @@ def test_grouping_skips_empty_runs_and_orders_like_the_paper(root: Path, capsys:
     assert [(k.method, k.name, [r.seed for r in runs]) for k, runs in groups.items()] == [
         ("dnc_sac", "None", [0]), ("qmp_dnc", "None", [0, 1]), ("qmp_dnc", "big", [0])]
     labels = [k.label() for k in groups]
-    assert labels == ["Separated (DnC with --kl_coeff > 0)", "Separated + QMP", "Separated + QMP [big]"]
+    assert labels == ["Separated", "Separated + QMP", "Separated + QMP [big]"]
     assert len(set(plot.group_colours(list(groups)).values())) == 3
 
 
@@ -133,7 +133,7 @@ def test_table_numbers(root: Path) -> None:
     # seed 0: mean(0.2, 0.6, 0.8) = 0.533; seed 1: mean(0.2, 0.4, 0.6) = 0.4 -> 0.467 +- 0.067 (ddof=0)
     # stages: 7/3 and 2/3 -> 1.5 +- 0.833
     assert rows["Separated + QMP (`qmp_dnc`)"] == "| Separated + QMP (`qmp_dnc`) | 2 | 400–600 | 0.47 ± 0.07 | 1.50 ± 0.83 |"
-    assert rows["Separated (DnC with --kl_coeff > 0) (`dnc_sac`)"].endswith("| 1 | 300 | 0.20 ± 0.00 | — |")
+    assert rows["Separated (`dnc_sac`)"].endswith("| 1 | 300 | 0.20 ± 0.00 | — |")
     assert rows["Separated + QMP [big] (`qmp_dnc`)"].endswith("| 1 | 200 | 1.00 ± 0.00 | 3.00 ± 0.00 |")
     assert table.startswith(f"### {ENV}\n")
     run = groups[next(k for k in groups if k.method == "qmp_dnc" and k.name == "None")][0]
