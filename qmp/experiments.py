@@ -132,7 +132,7 @@ class Experiment:
         sac_cfg = SACConfig(
             lr=cfg.lr, discount=cfg.discount, tau=cfg.target_update_tau, reward_scale=cfg.reward_scale,
             target_entropy=cfg.target_entropy, alpha_loss="exp" if self.method.sac_family else "log",
-            shared_alpha=self.method.shared_alpha, kl_coeff=cfg.kl_coeff,
+            shared_alpha=self.method.shared_alpha, kl_coeff=cfg.kl_coeff, max_update_rows=cfg.max_update_rows,
         )
         self.agent = MultiTaskSAC(policy, critic, t, act_dim, sac_cfg, device)
         self.own_policy = OwnPolicy(self.agent.policy)

@@ -46,13 +46,15 @@ def collect(env: MultiTaskEnv, behaviour: Behaviour, steps: int, device: torch.d
     for k in range(steps):
         data["obs"][k] = env.obs
         action, choice = behaviour.act(torch.from_numpy(env.obs).to(device), env.elapsed)
-        action_np = action.cpu().numpy()
+        # one device-to-host transfer per step (policy indices are exact in float32)
+        host = torch.cat([action, choice.unsqueeze(1).to(action.dtype)], dim=1).cpu().numpy()
+        action_np = host[:, :a]
         result = env.step(action_np)
         data["act"][k] = action_np
         data["rew"][k] = result.reward
         data["next_obs"][k] = result.next_obs
         data["terminated"][k] = result.terminated
-        choices[rows, choice.cpu().numpy()] += 1
+        choices[rows, host[:, a].astype(np.int64)] += 1
         episodes.extend(result.episodes)
         if result.done.any():
             env.reset_tasks(result.done)

@@ -28,21 +28,27 @@ class Batch:
 
 
 class MultiTaskReplayBuffer:
-    """FIFO ring of `capacity` transitions per task."""
+    """FIFO ring of `capacity` transitions per task.
+
+    All fields live in ONE step-major float32 tensor (capacity, T, obs + act + 1 + obs + 1), so that
+    sampling every task is one gather and a checkpoint can write the filled rows without copying them
+    (a copy of MT50's 8 GB of buffers at checkpoint time would double the peak memory).
+    `storage[key]` are task-major (T, capacity, ...) views of it.
+    """
 
     def __init__(self, num_tasks: int, capacity: int, obs_dim: int, act_dim: int, device: torch.device) -> None:
         self.num_tasks, self.capacity, self.device = num_tasks, capacity, device
-        t = num_tasks
-        self.storage = {
-            "obs": torch.zeros(t, capacity, obs_dim, device=device),
-            "act": torch.zeros(t, capacity, act_dim, device=device),
-            "rew": torch.zeros(t, capacity, device=device),
-            "next_obs": torch.zeros(t, capacity, obs_dim, device=device),
-            "terminated": torch.zeros(t, capacity, device=device),
-        }
+        widths = {"obs": obs_dim, "act": act_dim, "rew": 0, "next_obs": obs_dim, "terminated": 0}  # 0: a scalar
+        self.fields: dict[str, slice | int] = {}
+        col = 0
+        for key, width in widths.items():
+            self.fields[key] = slice(col, col + width) if width else col
+            col += max(width, 1)
+        self.data = torch.zeros(capacity, num_tasks, col, device=device)
+        self.storage = {key: self.data[:, :, sl].transpose(0, 1) for key, sl in self.fields.items()}
         self.ptr = 0
         self.size = 0
-        self._task_index = torch.arange(t, device=device).unsqueeze(1)
+        self._task_index = torch.arange(num_tasks, device=device).unsqueeze(1)
 
     def extend(self, data: dict[str, np.ndarray]) -> None:
         """Append n lockstep steps; each array is step-major (n, T, ...) as the collector builds it."""
@@ -52,11 +58,11 @@ class MultiTaskReplayBuffer:
             self._write(chunk, len(chunk["rew"]))
 
     def _write(self, data: dict[str, np.ndarray], n: int) -> None:
+        rows = np.empty((n, self.num_tasks, self.data.shape[-1]), np.float32)  # packed on the host: one transfer
+        for key, sl in self.fields.items():
+            rows[:, :, sl] = data[key]
         positions = (self.ptr + torch.arange(n)) % self.capacity
-        positions = positions.to(self.device)
-        for key, store in self.storage.items():
-            value = torch.as_tensor(np.asarray(data[key], np.float32), device=self.device)
-            store[:, positions] = value.transpose(0, 1)
+        self.data[positions.to(self.device)] = torch.from_numpy(rows).to(self.device)
         self.ptr = (self.ptr + n) % self.capacity
         self.size = min(self.size + n, self.capacity)
 
@@ -71,19 +77,29 @@ class MultiTaskReplayBuffer:
         return self._gather(sources, idx)
 
     def _gather(self, tasks: Tensor, idx: Tensor) -> Batch:
-        s = self.storage
-        return Batch(s["obs"][tasks, idx], s["act"][tasks, idx], s["rew"][tasks, idx], s["next_obs"][tasks, idx], s["terminated"][tasks, idx])
+        rows = self.data[idx, tasks]  # (T, S, width): every field of every task in one gather
+        return Batch(*(rows[..., self.fields[f.name]] for f in fields(Batch)))
 
     def state_dict(self) -> dict:
+        """The filled rows in their ring positions. On the CPU these are views of the live buffer (no
+        copy): serialise the result before the buffer changes again."""
         n = self.size
-        order = (torch.arange(n) + (self.ptr - n)) % self.capacity  # oldest first
-        order = order.to(self.device)
-        return {"size": n, "ptr": self.ptr, "capacity": self.capacity, "data": {k: v[:, order].cpu() for k, v in self.storage.items()}, "order": order.cpu()}
+        if self.device.type == "cpu":
+            prefix = torch.from_numpy(self.data.numpy()[:n])  # a tensor whose storage is exactly these rows
+        else:
+            prefix = self.data[:n].cpu()
+        return {"size": n, "ptr": self.ptr, "capacity": self.capacity, "layout": "step-major",
+                "data": {key: prefix[:, :, sl] for key, sl in self.fields.items()}}
 
     def load_state_dict(self, state: dict) -> None:
         if state["capacity"] != self.capacity:
             raise ValueError(f"replay buffer capacity {state['capacity']} in the checkpoint != {self.capacity} requested")
-        order = state["order"].to(self.device)
-        for key, store in self.storage.items():
-            store[:, order] = state["data"][key].to(self.device)
-        self.size, self.ptr = state["size"], state["ptr"]
+        n = state["size"]
+        if state.get("layout") == "step-major":
+            for key, sl in self.fields.items():
+                self.data[:n, :, sl] = state["data"][key].to(self.device)
+        else:  # checkpoints before the packed layout: task-major, oldest first, positions in "order"
+            order = state["order"].to(self.device)
+            for key, store in self.storage.items():
+                store[:, order] = state["data"][key].to(self.device)
+        self.size, self.ptr = n, state["ptr"]

@@ -32,8 +32,9 @@ class EnsembleLinear(nn.Module):
         else:
             raise ValueError(f"unknown init {init!r}; valid: xavier_uniform, xavier_normal")
 
-    def forward(self, x: Tensor) -> Tensor:
-        return torch.baddbmm(self.bias, x, self.weight)
+    def forward(self, x: Tensor, members: slice = slice(None)) -> Tensor:
+        """`members`: a contiguous range of the n layers, for x (len(range), B, in)."""
+        return torch.baddbmm(self.bias[members], x, self.weight[members])
 
 
 class EnsembleMLP(nn.Module):
@@ -57,13 +58,13 @@ class EnsembleMLP(nn.Module):
         self.norm_bias = nn.ParameterList(nn.Parameter(torch.zeros(n, 1, h)) for h in hidden_sizes) if layer_norm else None
         self.out = EnsembleLinear(n, sizes[-1], out_features, init) if out_features is not None else None
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, members: slice = slice(None)) -> Tensor:
         for k, layer in enumerate(self.hidden):
-            x = layer(x)
+            x = layer(x, members)
             if self.norm_weight is not None:
-                x = F.layer_norm(x, self.norm_shapes[k]) * self.norm_weight[k] + self.norm_bias[k]
+                x = F.layer_norm(x, self.norm_shapes[k]) * self.norm_weight[k][members] + self.norm_bias[k][members]
             x = F.relu(x)
-        return self.out(x) if self.out is not None else x
+        return self.out(x, members) if self.out is not None else x
 
 
 class TaskNet(nn.Module):
@@ -101,7 +102,11 @@ class TaskNet(nn.Module):
         else:
             self.body = EnsembleMLP(copies, in_features, hidden_sizes, out_features, layer_norm, init)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, tasks: slice | None = None) -> Tensor:
+        """`tasks`: only these tasks' networks, on x (len(tasks), B, in) (separate architecture only:
+        the gradient step splits large batches into task chunks so activations stay in cache)."""
+        if tasks is not None:
+            return self._forward_tasks(x, tasks)
         t, b, _ = x.shape
         if t != self.num_tasks:
             raise ValueError(f"expected {self.num_tasks} task rows, got {t}")
@@ -118,6 +123,21 @@ class TaskNet(nn.Module):
             y = self.heads(y.reshape(c * t, b, -1))
         return y.reshape(c, t, b, -1)
 
+    def first_copy(self, x: Tensor) -> Tensor:
+        """forward(x)[0] without computing the other copies where they are separate networks (the
+        Q-switch scores with Q1 alone: half the weights to read on every env step)."""
+        if self.arch == "separate" and not self.include_task_id:
+            return self.body(x, slice(0, self.num_tasks))
+        return self.forward(x)[0]
+
+    def _forward_tasks(self, x: Tensor, tasks: slice) -> Tensor:
+        if self.arch != "separate" or self.include_task_id:
+            raise ValueError("a task range is only supported by the separate architecture without the task one-hot")
+        n = self.num_tasks
+        start, stop, _ = tasks.indices(n)
+        copies = [self.body(x, slice(k * n + start, k * n + stop)) for k in range(self.copies)]
+        return torch.stack(copies) if self.copies > 1 else copies[0].unsqueeze(0)
+
 
 class TanhGaussianPolicy(nn.Module):
     """Per-task tanh-squashed Gaussian policies: obs (T, B, obs_dim) -> actions (T, B, A) in [-1, 1]."""
@@ -126,18 +146,21 @@ class TanhGaussianPolicy(nn.Module):
         super().__init__()
         self.net = TaskNet(arch, num_tasks, obs_dim, hidden_sizes, 2 * act_dim, include_task_id=include_task_id)
 
-    def distribution(self, obs: Tensor) -> tuple[Tensor, Tensor]:
+    def distribution(self, obs: Tensor, tasks: slice | None = None) -> tuple[Tensor, Tensor]:
         """Pre-tanh mean and log-std, each (T, B, A)."""
-        mean, log_std = self.net(obs)[0].chunk(2, dim=-1)
+        mean, log_std = self.net(obs, tasks)[0].chunk(2, dim=-1)
         return mean, log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
 
-    def forward(self, obs: Tensor, deterministic: bool = False) -> tuple[Tensor, Tensor, Tensor]:
-        """Returns (action, log_prob (T, B), mean action tanh(mu)); reparameterised."""
-        mean, log_std = self.distribution(obs)
+    def forward(self, obs: Tensor, deterministic: bool = False, noise: Tensor | None = None,
+                tasks: slice | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """Returns (action, log_prob (T, B), mean action tanh(mu)); reparameterised. `noise` (T, B, A):
+        the standard normal draw, if the caller made it (default: drawn here)."""
+        mean, log_std = self.distribution(obs, tasks)
         if deterministic:
             action = torch.tanh(mean)
             return action, torch.zeros(action.shape[:-1], device=obs.device), action
-        noise = torch.randn_like(mean)
+        if noise is None:
+            noise = torch.randn_like(mean)
         pre_tanh = mean + log_std.exp() * noise
         action = torch.tanh(pre_tanh)
         gauss = (-0.5 * noise.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
@@ -161,5 +184,9 @@ class DoubleQ(nn.Module):
         super().__init__()
         self.net = TaskNet(arch, num_tasks, obs_dim + act_dim, hidden_sizes, 1, 2, include_task_id, layer_norm, "xavier_normal")
 
-    def forward(self, obs: Tensor, act: Tensor) -> Tensor:
-        return self.net(torch.cat([obs, act], dim=-1)).squeeze(-1)
+    def forward(self, obs: Tensor, act: Tensor, tasks: slice | None = None) -> Tensor:
+        return self.net(torch.cat([obs, act], dim=-1), tasks).squeeze(-1)
+
+    def q1(self, obs: Tensor, act: Tensor) -> Tensor:
+        """forward(obs, act)[0], (T, B), computing Q1 only where the architecture allows it."""
+        return self.net.first_copy(torch.cat([obs, act], dim=-1)).squeeze(-1)

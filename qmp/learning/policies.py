@@ -67,9 +67,9 @@ class QSwitchMixture:
         """Q_i(s_i, a_ji) for candidates (T_j, T_i, A) -> scores (T_i, T_j)."""
         t = self.num_tasks
         states = obs.unsqueeze(1).expand(t, t, obs.shape[-1])  # row i: s_i once per candidate
-        q = self.critic(states, candidates.transpose(0, 1))  # (2, T_i, T_j)
         if self.score == "q1":
-            return q[0]
+            return self.critic.q1(states, candidates.transpose(0, 1))
+        q = self.critic(states, candidates.transpose(0, 1))  # (2, T_i, T_j)
         return q.min(0).values if self.score == "min" else q.mean(0)
 
     @torch.no_grad()
@@ -79,13 +79,14 @@ class QSwitchMixture:
         self.choice = self.choice.to(obs.device)
         proposals = obs.unsqueeze(0).expand(t, t, obs.shape[-1])  # row j: every task's state for pi_j
         sample, _, mean = self.policy(proposals, deterministic)  # (T_j, T_i, A)
-        reselect = torch.ones(t, dtype=torch.bool, device=obs.device)
-        if elapsed is not None and self.sampling_freq > 1:
-            reselect = torch.as_tensor(elapsed % self.sampling_freq == 0, device=obs.device)
-        if bool(reselect.any()):
+        if elapsed is None or self.sampling_freq == 1:  # decided on the host: no device sync per step
+            reselect: np.ndarray | None = None
+        else:
+            reselect = elapsed % self.sampling_freq == 0
+        if reselect is None or reselect.any():
             scored = mean if (self.score_action == "mean" or deterministic) else sample
             best = self.scores(obs, scored).argmax(-1)
-            self.choice = torch.where(reselect, best, self.choice)
+            self.choice = best if reselect is None else torch.where(torch.as_tensor(reselect, device=obs.device), best, self.choice)
         executed = (mean if deterministic else sample).transpose(0, 1)  # (T_i, T_j, A)
         action = executed[torch.arange(t, device=obs.device), self.choice]
         return action, self.choice.clone()

@@ -1,0 +1,300 @@
+"""Throughput benchmark: is training limited by the simulator and the arithmetic, and nothing else?
+
+One run measures, per env (JacoReachMT5-v1, MetaWorldMT10-v2 with their presets):
+  (a) env only: the same lockstep multi-task env stepped with random actions;
+  (b) update only: the same number of gradient steps on a filled buffer;
+  (c) the full training loop (collection + buffer + updates + checks) for dnc_sac and qmp_dnc;
+  (d) the peer: SB3 SAC, one model per task, one task after another (benchmarks/peer_sb3.py);
+then evaluation's share of the wall time with the presets, env steps/s against the number of tasks
+(Meta-World MT50 subsets of 1, 5, 10, 50 tasks) and the peak RSS of a short MT50 run with its preset.
+Measurements are interleaved and repeated; medians are reported, and every ratio comes from this run.
+
+    .venv/bin/python benchmarks/throughput.py                 # everything, ~8 minutes on 2 idle cores
+    .venv/bin/python benchmarks/throughput.py --skip scaling memory --repeats 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from peer_sb3 import INSTALL_HINT, sb3_available, time_peer  # noqa: E402
+
+from qmp.config import Config, parse_args  # noqa: E402
+from qmp.environments import ENVS, make_spec  # noqa: E402
+from qmp.environments.multitask import MultiTaskEnv  # noqa: E402
+from qmp.experiments import Experiment, seed_everything  # noqa: E402
+from qmp.faults import monitored  # noqa: E402
+from qmp.methods import METHODS  # noqa: E402
+
+# Work per env: `scale` x one preset collection cycle (env steps and gradient steps scaled together, so
+# updates per env step, batch sizes and networks stay the preset's), `cycles` cycles per measurement.
+WORK = {"JacoReachMT5-v1": (1.0, 2), "MetaWorldMT10-v2": (0.2, 1)}
+BENCH_CAPACITY = 100_000  # replay capacity per task here: sampling cost does not depend on it
+LEVER_UPDATES = {"JacoReachMT5-v1": 100, "MetaWorldMT10-v2": 5}
+SCALING_TASKS = (1, 5, 10, 50)
+SCALING_FLAGS = ["--hidden_sizes", "256", "256", "--buffer_batch_size=256", "--min_buffer_size=256"]
+SCALING_STEPS, SCALING_UPDATES = 50, 5  # per task and measurement: 0.1 updates per env step, as MT10
+TARGETS = {"overhead": 1.15, "qmp_vs_dnc": 1.10, "peer": {"MetaWorldMT10-v2": 5.0, "JacoReachMT5-v1": 3.0},
+           "eval_share": 0.10, "rss_gb": 16.0}
+
+
+def flags_of(cfg: Config) -> list[str]:
+    return [cfg.method, f"--env={cfg.env}"]
+
+
+def bench_config(method: str, env: str, scale: float, cycles: int, extra: Sequence[str] = ()) -> Config:
+    """The env preset with one cycle scaled by `scale`, `cycles` cycles per epoch and no evaluation."""
+    names = (list(METHODS), list(ENVS))
+    base = parse_args([method, f"--env={env}", *extra], *names)
+    batch = max(base.n_policies, round(base.batch_size * scale))
+    grads = max(base.n_policies, round(base.gradient_steps_per_itr * scale))
+    return parse_args([method, f"--env={env}", f"--batch_size={batch}", f"--gradient_steps_per_itr={grads}",
+                       f"--steps_per_epoch={cycles}", f"--replay_buffer_size={BENCH_CAPACITY}",
+                       "--num_evaluation_episodes=0", "--vis_freq=-1", *extra], *names)
+
+
+def build(cfg: Config, eval_episodes: int = 0) -> Experiment:
+    """An Experiment whose buffers already hold the warm-up (random transitions: the update cost does
+    not depend on the values), so every measured cycle collects and trains exactly as after warm-up."""
+    seed_everything(cfg.seed)
+    cfg.num_evaluation_episodes = eval_episodes
+    spec = monitored(make_spec(cfg.env, sparse_tasks=cfg.sparse_tasks, task_name=cfg.task_name))
+    exp = Experiment(cfg, spec, torch.device("cpu"))
+    n, t, o, a = max(exp.schedule.warmup, exp.schedule.batch_per_task), spec.num_tasks, exp.env.obs_dim, exp.env.act_dim
+    rng = np.random.default_rng(cfg.seed)
+    exp.buffer.extend({"obs": rng.standard_normal((n, t, o), np.float32), "act": rng.uniform(-1, 1, (n, t, a)).astype(np.float32),
+                       "rew": rng.standard_normal((n, t), np.float32), "next_obs": rng.standard_normal((n, t, o), np.float32),
+                       "terminated": np.zeros((n, t), np.float32)})
+    return exp
+
+
+def time_env_only(env: MultiTaskEnv, lockstep_steps: int, seed: int) -> float:
+    """Seconds for `lockstep_steps` steps of every task with random actions (resets included)."""
+    actions = np.random.default_rng(seed).uniform(-1, 1, (lockstep_steps, env.num_tasks, env.act_dim)).astype(np.float32)
+    if not env.started:
+        env.reset()
+    start = time.perf_counter()
+    for k in range(lockstep_steps):
+        result = env.step(actions[k])
+        if result.done.any():
+            env.reset_tasks(result.done)
+    return time.perf_counter() - start
+
+
+def time_updates(exp: Experiment, updates: int) -> float:
+    start = time.perf_counter()
+    for _ in range(updates):
+        exp.update_step()
+    return time.perf_counter() - start
+
+
+def time_loop(exp: Experiment) -> float:
+    """Seconds for one epoch of the real loop (cfg.steps_per_epoch cycles of collect + train)."""
+    start = time.perf_counter()
+    if exp.train_epoch() is None:
+        raise RuntimeError("the training loop stopped early")
+    return time.perf_counter() - start
+
+
+def median(values: Sequence[float]) -> float:
+    return float(statistics.median(values))
+
+
+def measure_env(env: str, repeats: int, peer: bool) -> dict[str, float]:
+    """Median seconds of (a)-(d) for the same work, plus the evaluation cost of one preset evaluation."""
+    scale, cycles = WORK.get(env, (1.0, 1))
+    dnc, qmp = bench_config("dnc_sac", env, scale, cycles), bench_config("qmp_dnc", env, scale, cycles)
+    t = dnc.n_policies
+    exps = {"dnc_sac": build(dnc), "qmp_dnc": build(qmp, eval_episodes=t)}
+    sched = exps["dnc_sac"].schedule
+    steps, updates = sched.steps_per_cycle * cycles, sched.updates_per_cycle * cycles
+    times: dict[str, list[float]] = {k: [] for k in ("env", "update", "dnc_sac", "qmp_dnc", "peer")}
+    spec = make_spec(env)
+    for r in range(repeats):
+        times["env"].append(time_env_only(exps["dnc_sac"].env, steps, r))
+        times["update"].append(time_updates(exps["dnc_sac"], updates))
+        for method in ("dnc_sac", "qmp_dnc"):
+            times[method].append(time_loop(exps[method]))
+        if peer:
+            times["peer"].append(time_peer(spec, dnc, steps, updates))
+    out = {k: median(v) for k, v in times.items() if v}
+    out["env_steps"] = float(steps * t)
+    out.update(eval_cost(env, exps["qmp_dnc"], out["qmp_dnc"] / (steps * t)))
+    for e in exps.values():
+        e.env.close()
+        if e.eval_env is not None:
+            e.eval_env.close()
+    return out
+
+
+def eval_cost(env: str, exp: Experiment, loop_s_per_step: float) -> dict[str, float]:
+    """One preset evaluation (QMP: own policies and the mixture), timed on one episode per task and
+    scaled to the preset's episodes per task (lockstep episodes run in rounds, so cost is linear)."""
+    preset = parse_args(["qmp_dnc", f"--env={env}"], list(METHODS), list(ENVS))
+    t = preset.n_policies
+    start = time.perf_counter()
+    exp.evaluate(0)
+    per_round = time.perf_counter() - start
+    evaluation = per_round * max(1, preset.num_evaluation_episodes // t)
+    epoch = loop_s_per_step * preset.batch_size * preset.steps_per_epoch
+    return {"eval_s": evaluation, "epoch_s": epoch, "eval_freq": float(preset.evaluation_frequency)}
+
+
+def eval_share(result: dict[str, float], freq: float) -> float:
+    return result["eval_s"] / (freq * result["epoch_s"] + result["eval_s"])
+
+
+def measure_scaling(tasks: Sequence[int]) -> list[tuple[int, float, float, float]]:
+    """(T, env-only, update-only, full loop) env steps/s on the first T tasks of Meta-World MT50, with
+    the same work per task (networks 256x256, batch 256 per task, 0.1 updates per env step)."""
+    rows = []
+    for k in tasks:
+        extra = [f"--task_name={','.join(str(i) for i in range(k))}", f"--n_policies={k}", *SCALING_FLAGS]
+        cfg = parse_args(["dnc_sac", "--env=MetaWorldMT50-v2", *extra, f"--batch_size={k * SCALING_STEPS}",
+                          f"--gradient_steps_per_itr={k * SCALING_UPDATES}", "--steps_per_epoch=1",
+                          "--replay_buffer_size=5000", "--num_evaluation_episodes=0", "--vis_freq=-1"], list(METHODS), list(ENVS))
+        exp = build(cfg)
+        time_loop(exp)  # first cycle: resets and one-off allocations
+        env_s = time_env_only(exp.env, SCALING_STEPS, 0)
+        upd_s = time_updates(exp, SCALING_UPDATES)
+        loop_s = time_loop(exp)
+        steps = k * SCALING_STEPS
+        rows.append((k, steps / env_s, steps / upd_s, steps / loop_s))
+        exp.env.close()
+        print(f"  scaling T={k}: done", flush=True)
+    return rows
+
+
+def measure_memory(threads: int) -> tuple[float, str]:
+    """Peak RSS (GB) of a short MT50 run with its preset (replay buffers allocated in full, evaluation
+    env built, one gradient step at the preset batch, one evaluation round, a checkpoint)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, str(ROOT / "run.py"), "dnc_sac", "--env=MetaWorldMT50-v2", "--n_epochs=1", "--steps_per_epoch=1",
+               "--min_buffer_size=500", "--batch_size=25000", "--gradient_steps_per_itr=50", "--num_evaluation_episodes=50",
+               f"--run_dir={tmp}", f"--torch_threads={threads}", "--vis_freq=-1"]
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"MT50 memory run failed ({done.returncode}): {done.stderr[-2000:]}")
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1e6, " ".join(cmd[1:])
+
+
+def lever_variants(exp: Experiment) -> dict[str, tuple[Callable[[], None], Callable[[], None]]]:
+    """name -> (switch the lever away from the default, switch it back)."""
+    agent, threads = exp.agent, torch.get_num_threads()
+    rows = agent.cfg.max_update_rows
+    fused = (agent.policy_opt, agent.critic_opt, agent.alpha_opt)
+
+    def plain_adam() -> None:
+        lr = exp.cfg.lr
+        agent.policy_opt = torch.optim.Adam(agent.policy.parameters(), lr=lr)
+        agent.critic_opt = torch.optim.Adam(agent.critic.parameters(), lr=lr)
+        agent.alpha_opt = torch.optim.Adam([agent.log_alpha], lr=lr)
+
+    def restore_adam() -> None:
+        agent.policy_opt, agent.critic_opt, agent.alpha_opt = fused
+
+    def set_rows(value: int) -> Callable[[], None]:
+        return lambda: setattr(agent.cfg, "max_update_rows", value)
+
+    return {"default (as shipped)": (lambda: None, lambda: None),
+            "all tasks in one chunk (max_update_rows 0)": (set_rows(0), set_rows(rows)),
+            "Adam without fused kernel": (plain_adam, restore_adam),
+            f"{2 * threads} torch threads": (lambda: torch.set_num_threads(2 * threads), lambda: torch.set_num_threads(threads))}
+
+
+def measure_levers(env: str, repeats: int) -> list[str]:
+    """Update-only time of the same work with each lever switched off (or changed), interleaved."""
+    scale, cycles = WORK.get(env, (1.0, 1))
+    exp = build(bench_config("dnc_sac", env, scale, cycles))
+    updates = LEVER_UPDATES.get(env, 20)
+    variants = lever_variants(exp)
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    time_updates(exp, 2)
+    for _ in range(repeats):
+        for name, (switch, restore) in variants.items():
+            switch()
+            try:
+                times[name].append(time_updates(exp, updates))
+            finally:
+                restore()
+    exp.env.close()
+    base = median(times["default (as shipped)"])
+    lines = [f"\n## levers on {env}: {updates} gradient steps (update only, medians)", f"{'variant':45s} {'seconds':>9s} {'vs default':>11s}"]
+    lines += [f"{name:45s} {median(v):9.2f} {median(v) / base:10.2f}x" for name, v in times.items()]
+    return lines
+
+
+def load_note() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.2f} (1 min) {five:.2f} (5 min) on {os.cpu_count()} cores"
+
+
+def report_env(env: str, r: dict[str, float], peer: bool) -> list[str]:
+    n = r["env_steps"]
+    lines = [f"\n## {env}: {int(n)} env steps per measurement (medians)",
+             f"{'measurement':34s} {'seconds':>9s} {'env steps/s':>12s}"]
+    for key, label in (("env", "(a) env only"), ("update", "(b) update only"), ("dnc_sac", "(c) full loop dnc_sac"),
+                       ("qmp_dnc", "(c) full loop qmp_dnc"), ("peer", "(d) peer: SB3 SAC, task after task")):
+        if key in r:
+            lines.append(f"{label:34s} {r[key]:9.2f} {n / r[key]:12.0f}")
+    overhead = r["dnc_sac"] / (r["env"] + r["update"])
+    lines.append(f"loop / (env + update), dnc_sac:     {overhead:.3f}  (target <= {TARGETS['overhead']})  "
+                 f"qmp_dnc: {r['qmp_dnc'] / (r['env'] + r['update']):.3f}")
+    lines.append(f"qmp_dnc / dnc_sac time:             {r['qmp_dnc'] / r['dnc_sac']:.3f}  (target <= {TARGETS['qmp_vs_dnc']})")
+    if peer and "peer" in r:
+        lines.append(f"dnc_sac / peer env steps per s:     {r['peer'] / r['dnc_sac']:.2f}x  (target >= {TARGETS['peer'].get(env, '-')}x)")
+    freq = r["eval_freq"]
+    lines.append(f"evaluation (qmp_dnc, preset episodes): {r['eval_s']:.1f} s vs a {r['epoch_s']:.1f} s epoch: share "
+                 f"{eval_share(r, 1):.1%} every epoch, {eval_share(r, freq):.1%} every {int(freq)} (preset; target <= 10%)")
+    return lines
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--envs", nargs="*", default=list(WORK))
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--torch_threads", type=int, default=1)
+    parser.add_argument("--skip", nargs="*", default=[], choices=["peer", "levers", "scaling", "memory"])
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.torch_threads)
+    peer = "peer" not in args.skip
+    if peer and not sb3_available():
+        print(f"stable-baselines3 is not installed, so the peer (d) is skipped: {INSTALL_HINT}", flush=True)
+        peer = False
+    lines = [f"# throughput: torch {torch.__version__}, {args.torch_threads} torch thread(s), {args.repeats} repeats",
+             f"start: {load_note()}"]
+    for env in args.envs:
+        print(f"measuring {env} ...", flush=True)
+        lines += report_env(env, measure_env(env, args.repeats, peer), peer)
+        if "levers" not in args.skip:
+            lines += measure_levers(env, args.repeats)
+    if "scaling" not in args.skip:
+        print("measuring scaling over tasks (Meta-World MT50 subsets) ...", flush=True)
+        lines += ["\n## env steps/s against the number of tasks (MT50 subsets; 256x256, batch 256/task, 0.1 updates/step)",
+                  f"{'tasks':>5s} {'env only':>10s} {'update only':>12s} {'full loop':>10s} {'loop s per 1k task-steps':>25s}"]
+        for k, env_sps, upd_sps, loop_sps in measure_scaling(SCALING_TASKS):
+            lines.append(f"{k:5d} {env_sps:10.0f} {upd_sps:12.0f} {loop_sps:10.0f} {1000 / loop_sps:25.3f}")
+    if "memory" not in args.skip:
+        print("measuring MT50 peak memory ...", flush=True)
+        rss, cmd = measure_memory(args.torch_threads)
+        lines += [f"\n## peak RSS, MetaWorldMT50-v2 preset: {rss:.2f} GB (target < {TARGETS['rss_gb']} GB)", f"   {cmd}"]
+    lines.append(f"\nend: {load_note()}")
+    print("\n".join(lines), flush=True)
+
+
+if __name__ == "__main__":
+    main()

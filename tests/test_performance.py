@@ -1,0 +1,142 @@
+"""The speed levers keep the results: chunked gradient steps, the packed replay buffer and its
+copy-free checkpoint, the Q1-only Q-switch, the presets' memory budget, and the benchmark's plumbing."""
+
+from __future__ import annotations
+
+import io
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from qmp.config import ENV_PRESETS, ConfigError, parse_args
+from qmp.environments import ENVS
+from qmp.learning.buffer import MultiTaskReplayBuffer
+from qmp.learning.nets import DoubleQ, TanhGaussianPolicy
+from qmp.learning.policies import QSwitchMixture
+from qmp.learning.sac import MultiTaskSAC, SACConfig
+from qmp.methods import METHODS
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+CPU = torch.device("cpu")
+T, O, A, B = 5, 6, 2, 16
+
+
+def agent(rows: int, arch: str = "separate", kl: float = 0.0) -> MultiTaskSAC:
+    torch.manual_seed(3)
+    policy = TanhGaussianPolicy(arch, T, O, A, [32, 32], False)
+    critic = DoubleQ(arch, T, O, A, [32, 32], False, False)
+    return MultiTaskSAC(policy, critic, T, A, SACConfig(max_update_rows=rows, kl_coeff=[kl]), CPU)
+
+
+def filled_buffer(n: int = 40, capacity: int = 64) -> MultiTaskReplayBuffer:
+    rng = np.random.default_rng(0)
+    buf = MultiTaskReplayBuffer(T, capacity, O, A, CPU)
+    buf.extend({"obs": rng.standard_normal((n, T, O), np.float32), "act": rng.uniform(-1, 1, (n, T, A)).astype(np.float32),
+                "rew": rng.standard_normal((n, T), np.float32), "next_obs": rng.standard_normal((n, T, O), np.float32),
+                "terminated": (rng.random((n, T)) < 0.1).astype(np.float32)})
+    return buf
+
+
+@pytest.mark.parametrize("rows", [B, 2 * B, 3 * B])  # chunks of 1, 2 and 3 (+2) tasks
+def test_chunked_gradient_steps_equal_one_step_over_all_tasks(rows: int) -> None:
+    whole, chunked = agent(0), agent(rows)
+    assert len(chunked._chunks(B, False)) == -(-T // (rows // B)) and whole._chunks(B, False) == [None]
+    buf = filled_buffer()
+    for step in range(3):
+        torch.manual_seed(10 + step)
+        batch = buf.sample(B)
+        torch.manual_seed(100 + step)
+        m_whole = whole.update(batch)
+        torch.manual_seed(100 + step)
+        m_chunked = chunked.update(batch)
+        for key in m_whole:
+            torch.testing.assert_close(m_chunked[key], m_whole[key], rtol=1e-5, atol=1e-6)
+    for module in ("policy", "critic", "critic_target"):
+        for name, value in getattr(whole, module).state_dict().items():
+            torch.testing.assert_close(getattr(chunked, module).state_dict()[name], value, rtol=1e-5, atol=1e-6)
+
+
+def test_coupled_networks_are_never_chunked() -> None:
+    assert agent(B, arch="multihead")._chunks(B, False) == [None]
+    assert agent(B, kl=0.1)._chunks(B, True) == [None]
+
+
+def test_buffer_checkpoint_writes_only_the_filled_rows_and_round_trips() -> None:
+    for n, capacity in ((40, 64), (100, 64)):  # partly filled; wrapped around
+        buf = filled_buffer(n, capacity)
+        state = buf.state_dict()
+        rows = min(n, capacity)
+        data = state["data"]["obs"]
+        assert data.untyped_storage().nbytes() == rows * T * buf.data.shape[-1] * 4  # no spare capacity written
+        if buf.device.type == "cpu":
+            assert data.data_ptr() == buf.data.data_ptr()  # a view: the checkpoint copies nothing
+        stream = io.BytesIO()
+        torch.save(state, stream)
+        stream.seek(0)
+        clone = MultiTaskReplayBuffer(T, capacity, O, A, CPU)
+        clone.load_state_dict(torch.load(stream, weights_only=False))
+        assert (clone.size, clone.ptr) == (buf.size, buf.ptr) and torch.equal(clone.data, buf.data)
+        torch.manual_seed(0)
+        a = buf.sample(8)
+        torch.manual_seed(0)
+        b = clone.sample(8)
+        assert torch.equal(a.obs, b.obs) and torch.equal(a.rew, b.rew)
+
+
+def test_buffer_reads_checkpoints_of_the_task_major_layout() -> None:
+    buf = filled_buffer(100, 64)
+    order = (torch.arange(buf.size) + (buf.ptr - buf.size)) % buf.capacity  # the old format: oldest first
+    old = {"size": buf.size, "ptr": buf.ptr, "capacity": buf.capacity, "order": order,
+           "data": {k: v[:, order].clone() for k, v in buf.storage.items()}}
+    clone = MultiTaskReplayBuffer(T, 64, O, A, CPU)
+    clone.load_state_dict(old)
+    assert torch.equal(clone.data, buf.data) and clone.ptr == buf.ptr
+
+
+def test_qswitch_q1_scores_equal_the_twin_critic_first_head() -> None:
+    for arch in ("separate", "multihead", "shared"):
+        torch.manual_seed(0)
+        critic = DoubleQ(arch, T, O, A, [16], False, False)
+        obs, act = torch.randn(T, 7, O), torch.rand(T, 7, A)
+        torch.testing.assert_close(critic.q1(obs, act), critic(obs, act)[0], rtol=0, atol=1e-6)
+    policy = TanhGaussianPolicy("separate", T, O, A, [16], False)
+    mixture = QSwitchMixture(policy, critic, T)
+    assert mixture.scores(torch.randn(T, O), torch.rand(T, T, A)).shape == (T, T)
+
+
+def test_presets_fit_the_memory_budget() -> None:
+    """Replay buffers (float32 obs, next_obs, act, rew, terminated) of the largest preset stay < 10 GB,
+    leaving room for two MT50 env instances (~2.6 GB) under a 16 GB peak."""
+    cfg = parse_args(["dnc_sac", "--env=MetaWorldMT50-v2"], list(METHODS), list(ENVS))
+    row_bytes = 4 * (2 * 39 + 4 + 2)
+    assert cfg.n_policies * cfg.replay_buffer_size * row_bytes < 10e9
+    assert parse_args(["dnc_sac", "--env=MetaWorldMT10-v2"], list(METHODS), list(ENVS)).replay_buffer_size == 1_000_000
+    assert all(p.get("evaluation_frequency", 1) >= 1 for p in ENV_PRESETS.values())
+
+
+def test_max_update_rows_flag() -> None:
+    assert parse_args(["dnc_sac", "--env=ToyReach-v0", "--max_update_rows=0"], list(METHODS), list(ENVS)).max_update_rows == 0
+    with pytest.raises(ConfigError, match="max_update_rows"):
+        parse_args(["dnc_sac", "--env=ToyReach-v0", "--max_update_rows=-1"], list(METHODS), list(ENVS))
+
+
+def test_benchmark_measures_the_real_loop_on_the_toy_env() -> None:
+    import throughput
+    from peer_sb3 import train_frequency
+
+    assert train_frequency(200, 200) == (1, 1) and train_frequency(500, 50) == (10, 1) and train_frequency(10, 30) == (1, 3)
+    cfg = throughput.bench_config("qmp_dnc", "ToyReach-v0", 1.0, 2)
+    exp = throughput.build(cfg)
+    assert exp.buffer.size >= exp.schedule.warmup  # no warm-up inside the measurement
+    steps_before, grads_before = exp.env_steps, exp.grad_steps
+    assert throughput.time_loop(exp) > 0
+    assert exp.env_steps - steps_before == 2 * exp.schedule.steps_per_cycle * exp.spec.num_tasks
+    assert exp.grad_steps - grads_before == 2 * exp.schedule.updates_per_cycle
+    assert throughput.time_env_only(exp.env, 5, 0) > 0 and throughput.time_updates(exp, 2) > 0
+    assert exp.grad_steps - grads_before == 2 * exp.schedule.updates_per_cycle + 2
+    lines = throughput.measure_levers("ToyReach-v0", 1)
+    assert any("max_update_rows 0" in line for line in lines)
+    assert exp.eval_env is None  # the loop measurement never evaluates
