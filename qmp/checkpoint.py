@@ -84,8 +84,10 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Memory-mapped: a resumed run copies the saved replay buffers into its own without holding a
+    second in-memory copy (an MT50 buffer is several GB)."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
     except Exception as exc:  # torch raises several types for a damaged file
         raise CheckpointError(f"cannot read checkpoint {path} (corrupted or not a checkpoint): {type(exc).__name__}: {exc}; "
                               "it was left as it is: move it away to start afresh, or use --overwrite true") from exc

@@ -15,9 +15,9 @@ import shutil
 import threading
 import time
 import warnings
-from functools import partial
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +64,7 @@ class Schedule:
     batch_per_task: int
 
     @staticmethod
-    def of(cfg: Config, method: Method, num_tasks: int) -> "Schedule":
+    def of(cfg: Config, method: Method, num_tasks: int) -> Schedule:
         steps = math.ceil(cfg.batch_size / num_tasks)
         if method.sac_family:  # one shared buffer in the original: G steps of a total batch B
             return Schedule(steps, math.ceil(cfg.min_buffer_size / num_tasks), cfg.gradient_steps_per_itr, math.ceil(cfg.buffer_batch_size / num_tasks))
@@ -232,12 +232,12 @@ class Experiment:
         for key, total in sums.items():
             per_task = (total / updates).cpu().numpy()
             metrics[f"train/{key}"] = float(per_task.mean())
-            for name, value in zip(self.spec.task_names, per_task):
+            for name, value in zip(self.spec.task_names, per_task, strict=True):
                 metrics[f"train/{name}/{key}"] = float(value)
         metrics.update(episode_metrics(episodes, self.spec.task_names, "collect"))
         if self.method.qswitch:
             own = np.diag(choices) / np.maximum(choices.sum(1), 1)
-            for name, frac in zip(self.spec.task_names, own):
+            for name, frac in zip(self.spec.task_names, own, strict=True):
                 metrics[f"collect/{name}/own_policy_frac"] = float(frac)
             metrics["collect/own_policy_frac"] = float(own.mean())
         self.last_choices = choices

@@ -31,8 +31,8 @@ def rollout(env: MultiTaskEnv, actions: np.ndarray, forced_reset_at: int) -> lis
 
 def assert_same(a: list[tuple], b: list[tuple]) -> None:
     assert len(a) == len(b)
-    for step_a, step_b in zip(a, b):
-        for x, y in zip(step_a, step_b):
+    for step_a, step_b in zip(a, b, strict=True):
+        for x, y in zip(step_a, step_b, strict=True):
             np.testing.assert_array_equal(x, y)
 
 
@@ -164,7 +164,7 @@ def test_scripted_waypoint_controller_reaches_the_goal(task: int) -> None:
     _, start, goal = MAZE_TASKS[task]
     waypoints = [np.array(c, float) - WALL_OFFSET for c in bfs_cells(start, goal)[1:]] + [np.array(goal, float)]
     index, total, success, steps = 0, 0.0, False, 0
-    for steps in range(1, 601):
+    for steps in range(1, 601):  # noqa: B007 (read after the loop)
         pos, vel = obs[:2].astype(float), obs[2:].astype(float)
         if index < len(waypoints) - 1 and np.linalg.norm(waypoints[index] - pos) < 0.3:
             index += 1

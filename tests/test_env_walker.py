@@ -30,8 +30,8 @@ def rollout(env: MultiTaskEnv, actions: np.ndarray, forced_reset_at: int) -> lis
 
 def assert_same(a: list[tuple], b: list[tuple]) -> None:
     assert len(a) == len(b)
-    for step_a, step_b in zip(a, b):
-        for x, y in zip(step_a, step_b):
+    for step_a, step_b in zip(a, b, strict=True):
+        for x, y in zip(step_a, step_b, strict=True):
             np.testing.assert_array_equal(x, y)
 
 

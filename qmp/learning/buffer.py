@@ -22,7 +22,7 @@ class Batch:
     terminated: Tensor  # (T, B): 1 only for a real termination; time-limit truncation is 0
 
     @staticmethod
-    def cat(a: "Batch", b: "Batch") -> "Batch":
+    def cat(a: Batch, b: Batch) -> Batch:
         """Concatenate along the batch axis (UDS: own transitions then shared ones)."""
         return Batch(*(torch.cat([getattr(a, f.name), getattr(b, f.name)], dim=1) for f in fields(Batch)))
 

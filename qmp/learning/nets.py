@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from qmp.methods import ARCHITECTURES
+
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
 
 
@@ -52,7 +53,7 @@ class EnsembleMLP(nn.Module):
     ) -> None:
         super().__init__()
         sizes = [in_features, *hidden_sizes]
-        self.hidden = nn.ModuleList(EnsembleLinear(n, a, b, init) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.hidden = nn.ModuleList(EnsembleLinear(n, a, b, init) for a, b in zip(sizes[:-1], sizes[1:], strict=True))
         self.norm_shapes = [(h,) for h in hidden_sizes] if layer_norm else []
         self.norm_weight = nn.ParameterList(nn.Parameter(torch.ones(n, 1, h)) for h in hidden_sizes) if layer_norm else None
         self.norm_bias = nn.ParameterList(nn.Parameter(torch.zeros(n, 1, h)) for h in hidden_sizes) if layer_norm else None

@@ -12,7 +12,6 @@ import torch
 from torch import Tensor
 
 from qmp.learning.nets import DoubleQ, TanhGaussianPolicy
-
 from qmp.methods import QSWITCH_ACTIONS, QSWITCH_SCORES
 
 
