@@ -16,7 +16,7 @@ setup: $(STAMP)
 
 ## Train qmp_dnc on JacoReachMT5-v1 for a small default budget (a few minutes).
 run: $(STAMP)
-	$(VPY) run.py qmp_dnc --env=JacoReachMT5-v1 --seed 0 --n_epochs 30 --evaluation_frequency 5 --vis_freq -1 --run_dir data/quickstart/qmp_dnc_JacoReachMT5-v1_seed0 --overwrite true
+	$(VPY) run.py qmp_dnc --env=JacoReachMT5-v1 --seed 0 --n_epochs 30 --evaluation_frequency 5 --run_dir data/quickstart/qmp_dnc_JacoReachMT5-v1_seed0 --overwrite true
 
 ## The whole test suite (about 10 minutes on 2 cores).
 test: $(STAMP)

@@ -8,8 +8,13 @@ by signal N after writing a checkpoint (run the same command again to resume).
 
 from __future__ import annotations
 
-import json
-import sys
+import os
+
+# MuJoCo picks its OpenGL backend when it is first imported: headless EGL unless the user chose one.
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+import json  # noqa: E402
+import sys  # noqa: E402
 from pathlib import Path
 
 from qmp.config import Config, ConfigError, garage_only_warnings, parse_args, validate

@@ -111,7 +111,7 @@ class Config:
     worker_type: str = _f("default", "garage only: accepted and ignored")
     num_evaluation_episodes: int = _f(10, "evaluation episodes summed over tasks (0: no evaluation)")
     evaluation_frequency: int = _f(1, "evaluate every this many epochs")
-    vis_freq: int = _f(10, "videos every this many epochs (-1: off)")
+    vis_freq: int = _f(-1, "videos every this many epochs (-1: off). Off by default, unlike the original's 10: software rendering costs about a minute per video epoch on a CPU-only machine")
     vis_num: int = _f(10, "episodes recorded per video epoch, summed over tasks")
     vis_width: int = _f(500, "video width")
     vis_height: int = _f(500, "video height")

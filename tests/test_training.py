@@ -112,3 +112,14 @@ def test_videos_of_the_evaluation_episodes(tmp_path: Path) -> None:
     frames = imageio.mimread(videos[0])
     assert len(frames) == 20 and frames[0].shape == (24, 32, 3)
     assert rows[0]["time/video_s"] != "" and rows[1]["time/video_s"] == ""
+
+
+def test_a_mujoco_env_renders_offscreen() -> None:
+    """The video path on a real simulator: one frame of the Jaco arm through EGL."""
+    from qmp.environments.multitask import MultiTaskEnv
+
+    env = MultiTaskEnv(make_spec("JacoReachMT5-v1", render_mode="rgb_array"), seed=0, evaluation=True)
+    env.reset()
+    frame = np.asarray(env.envs[0].render())
+    env.close()
+    assert frame.ndim == 3 and frame.shape[2] == 3 and frame.std() > 1.0  # not a blank image
