@@ -51,7 +51,7 @@ from qmp.rollout import collect, episode_metrics, evaluate
 from qmp.video import VideoRecorder
 
 QSWITCH_LOG = "qswitch_selection.jsonl"
-RUN_FILES = ("config.json", "progress.csv", CHECKPOINT_NAME, QSWITCH_LOG, "tb")
+RUN_FILES = ("config.json", "progress.csv", CHECKPOINT_NAME, QSWITCH_LOG, "tb", "wandb_run_id.txt", "videos")
 
 
 @dataclass(frozen=True)
@@ -342,6 +342,19 @@ def write_config(run_dir: Path, cfg: Config, exp: Experiment) -> None:
     tmp.replace(run_dir / "config.json")
 
 
+def start_wandb(cfg: Config, run_dir: Path) -> Any:
+    """A wandb run tied to the run directory: its id is kept in wandb_run_id.txt, so a resumed run
+    continues the same wandb run (as the original did). Re-logged epochs carry the same step and values."""
+    import wandb
+
+    id_file = run_dir / "wandb_run_id.txt"
+    run_id = id_file.read_text().strip() if id_file.exists() else wandb.util.generate_id()
+    id_file.write_text(run_id)
+    name = f"{cfg.method}_{cfg.env}_{cfg.name}_{cfg.seed}"
+    return wandb.init(project=cfg.wandb_project, entity=cfg.wandb_entity, name=name, notes=cfg.notes, config=cfg.to_dict(),
+                      dir=str(run_dir), id=run_id, resume="allow")
+
+
 def run(cfg: Config) -> Path:
     """Train (or resume) one run; returns its run directory."""
     torch.set_num_threads(cfg.torch_threads)
@@ -356,7 +369,7 @@ def run(cfg: Config) -> Path:
         print(f"Resuming {run_dir} at epoch {exp.epoch} ({exp.env_steps} env steps)", flush=True)
     write_config(run_dir, cfg, exp)
     truncate_jsonl(run_dir / QSWITCH_LOG, exp.epoch)
-    logger = Logger(run_dir, resume_epoch=exp.epoch)
+    logger = Logger(run_dir, resume_epoch=exp.epoch, wandb_run=start_wandb(cfg, run_dir) if cfg.wandb else None)
     # signal handlers can only be installed from the main thread (tests may call run() elsewhere)
     signals = StopSignals() if threading.current_thread() is threading.main_thread() else None
     try:

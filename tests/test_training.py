@@ -123,3 +123,32 @@ def test_a_mujoco_env_renders_offscreen() -> None:
     frame = np.asarray(env.envs[0].render())
     env.close()
     assert frame.ndim == 3 and frame.shape[2] == 3 and frame.std() > 1.0  # not a blank image
+
+
+def test_wandb_logging_continues_the_same_run_on_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--wandb true: a stand-in wandb module records init calls and logged steps."""
+    import sys
+    import types
+
+    inits: list[dict] = []
+    logged: list[tuple[int, float]] = []
+
+    class FakeRun:
+        def log(self, metrics: dict, step: int) -> None:
+            logged.append((step, metrics["env_steps"]))
+
+        def finish(self) -> None:
+            pass
+
+    fake = types.ModuleType("wandb")
+    fake.util = types.SimpleNamespace(generate_id=lambda: "abc123")
+    fake.init = lambda **kwargs: inits.append(kwargs) or FakeRun()
+    monkeypatch.setitem(sys.modules, "wandb", fake)
+    monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: object() if name == "wandb" else None)
+    flags = [*tiny_flags(4, 20), "--wandb", "true", "--wandb_project", "proj", "--n_epochs", "1"]
+    train("dnc_sac", TOY, tmp_path, *flags)
+    train("dnc_sac", TOY, tmp_path, *flags[:-2], "--n_epochs", "2")  # resume for one more epoch
+    assert [i["id"] for i in inits] == ["abc123", "abc123"] and inits[0]["project"] == "proj"
+    assert inits[1]["resume"] == "allow"
+    assert [step for step, _ in logged] == [0, 1]
+    assert (tmp_path / "wandb_run_id.txt").read_text() == "abc123"
