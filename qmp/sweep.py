@@ -1,0 +1,305 @@
+"""`python -m qmp.sweep`: methods x envs x seeds as submitit jobs (Slurm, local processes or in-process).
+
+    python -m qmp.sweep --methods dnc_sac qmp_dnc --envs JacoReachMT5-v1 --seeds 0 1 2 --cluster slurm \\
+        --slurm_partition P -- --n_epochs 100
+
+Every run is one `python run.py <method> --env=<env> --seed <s> --log_dir <dir> [extra]` command, validated
+up front with the same parser as run.py (a typo fails before anything is submitted: one line, exit 2).
+A run resumes from its own checkpoint when its command runs again, so preemption and timeouts need no
+state of their own: the job's `checkpoint()` asks the run to write a checkpoint (SIGUSR1) and requeues
+the same command. Running the sweep again skips finished runs and resubmits the others.
+
+Nothing here imports torch (run.py's children do): `--dry_run` and validation take a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import pickletools
+import shlex
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import submitit
+
+from qmp.config import ConfigError, parse_args
+from qmp.environments import ENVS
+from qmp.methods import METHODS
+
+ROOT = Path(__file__).resolve().parents[1]
+RUN_PY = ROOT / "run.py"
+CHECKPOINT_NAME = "checkpoint.pt"  # qmp.checkpoint.CHECKPOINT_NAME, without importing torch
+# Flags the sweep sets itself: given again after `--`, two runs could share (and clobber) one run directory.
+RESERVED = ("--env", "--seed", "--log_dir", "--run_dir", "--snapshot_dir")
+STOP_GRACE_S = 60.0  # below submitit's default 90 s between the Slurm signal and the kill
+
+
+@dataclass(frozen=True)
+class Run:
+    """One cell of the grid: its run.py arguments and where it writes."""
+
+    argv: list[str]
+    run_dir: Path
+    n_epochs: int
+
+    @property
+    def command(self) -> str:
+        return shlex.join(["python", "run.py", *self.argv])
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line (ConfigError), like run.py's."""
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        raise ConfigError(message.replace("\n", " "))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m qmp.sweep", description="Submit methods x envs x seeds of run.py as submitit jobs; "
+                "flags after `--` go to every run. Re-running skips finished runs and resubmits the others.")
+    p.add_argument("--methods", nargs="+", required=True, help=f"run.py methods: {', '.join(METHODS)}")
+    p.add_argument("--envs", nargs="+", required=True, help=f"environments: {', '.join(ENVS)}")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0], help="seeds (default: 0)")
+    p.add_argument("--log_dir", default="data", help="root of the run directories; submitit logs go to LOG_DIR/_submitit")
+    p.add_argument("--cluster", choices=("local", "slurm", "debug"), default=None,
+                   help="local: subprocesses; slurm: sbatch; debug: in this process (default: slurm if available, else local)")
+    p.add_argument("--slurm_partition", default=None, help="Slurm partition")
+    p.add_argument("--timeout_min", type=int, default=1440, help="wall time of one job; longer runs are requeued and resume")
+    p.add_argument("--cpus_per_task", type=int, default=2)
+    p.add_argument("--mem_gb", type=float, default=16)
+    p.add_argument("--gpus_per_node", type=int, default=0, help="GPUs per job (also pass `-- --gpu 0` to use one)")
+    p.add_argument("--max_parallel", type=int, default=None, help="Slurm: at most this many jobs of the array run at once")
+    p.add_argument("--wait", action="store_true", help="wait for every job and print the final states (implied by --cluster debug)")
+    p.add_argument("--dry_run", action="store_true", help="print the run.py command lines and exit")
+    return p
+
+
+def split_argv(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Sweep flags before the first `--`, run.py flags after it."""
+    if "--" in argv:
+        i = argv.index("--")
+        return argv[:i], argv[i + 1:]
+    return argv, []
+
+
+def run_dir_of(log_dir: str, env: str, method: str, name: str, seed: int, run_dir: str | None = None) -> Path:
+    """qmp.experiments.default_run_dir, restated here so that the sweep never imports torch."""
+    return Path(run_dir) if run_dir else Path(log_dir) / env / method / name / f"seed{seed}"
+
+
+def expand(methods: list[str], envs: list[str], seeds: list[int], log_dir: str, extra: list[str]) -> list[Run]:
+    """The grid as validated runs; raises ConfigError (naming the command) on the first bad one."""
+    for word in extra:
+        flag = word.split("=")[0]
+        if flag in RESERVED:
+            raise ConfigError(f"{flag} after `--` is set by the sweep for every run; use --envs, --seeds or --log_dir instead")
+    runs: list[Run] = []
+    for env in envs:
+        for method in methods:
+            for seed in seeds:
+                argv = [method, f"--env={env}", "--seed", str(seed), "--log_dir", log_dir, *extra]
+                try:
+                    cfg = parse_args(argv, list(METHODS), list(ENVS))
+                except ConfigError as exc:
+                    raise ConfigError(f"{shlex.join(['run.py', *argv])}: {exc}") from exc
+                runs.append(Run(argv, run_dir_of(cfg.log_dir, cfg.env, cfg.method, cfg.name, cfg.seed, cfg.run_dir), cfg.n_epochs))
+    seen: dict[Path, Run] = {}
+    for run in runs:
+        if run.run_dir in seen:
+            raise ConfigError(f"two runs share the run directory {run.run_dir}: {seen[run.run_dir].command!r} and {run.command!r}")
+        seen[run.run_dir] = run
+    return runs
+
+
+# ------------------------------------------------------------------------------ finished or not
+def checkpoint_epoch(path: Path) -> int | None:
+    """The `epoch` counter of a checkpoint without torch and without reading its tensors or buffers.
+
+    torch.save writes a zip whose data.pkl holds the state dict; `epoch` is its first string of that
+    name (after format_version, meta and code_version), so scanning the pickle's first opcodes is enough.
+    None if the file is missing or not in that layout."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            name = next((n for n in archive.namelist() if n.endswith("/data.pkl") or n == "data.pkl"), None)
+            if name is None:
+                return None
+            with archive.open(name) as stream:
+                expect_value = False
+                for opcode, arg, _ in pickletools.genops(stream):
+                    if opcode.name in ("PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"):
+                        continue
+                    if expect_value:
+                        return arg if opcode.name in ("BININT", "BININT1", "BININT2", "LONG1", "INT", "LONG") and isinstance(arg, int) else None
+                    expect_value = arg == "epoch" and "UNICODE" in opcode.name
+    except (OSError, zipfile.BadZipFile, ValueError, EOFError):
+        return None
+    return None
+
+
+def progress_epochs(run_dir: Path) -> int:
+    """Epochs logged in progress.csv (its last complete row's epoch + 1); 0 if none."""
+    try:
+        text = (run_dir / "progress.csv").read_text()
+    except OSError:
+        return 0
+    text = text[: text.rfind("\n") + 1]  # a row torn by a kill is not an epoch
+    rows = list(csv.DictReader(text.splitlines(keepends=True)))
+    try:
+        return int(rows[-1]["epoch"]) + 1 if rows else 0
+    except (KeyError, ValueError):
+        return 0
+
+
+def completed_epochs(run_dir: Path) -> int:
+    """Epochs the run would not redo: its checkpoint's counter (the truth on resume), else progress.csv's
+    (only when a checkpoint exists that this scan cannot read: progress.csv may be one epoch ahead of it)."""
+    path = run_dir / CHECKPOINT_NAME
+    if not path.exists():
+        return 0
+    epoch = checkpoint_epoch(path)
+    return epoch if epoch is not None else progress_epochs(run_dir)
+
+
+# ------------------------------------------------------------------------------ the job
+class RunJob(submitit.helpers.Checkpointable):
+    """`python run.py ARGV` in CWD as a child process.
+
+    A child (not run.main in this process) because preemption must end with a fresh checkpoint:
+    submitit's signal handler interrupts this process anywhere, whereas run.py stops at a safe point
+    when sent SIGUSR1. The child ignores submitit's preemption signal (Slurm sends it to every process
+    of the job step) and is told to stop by `checkpoint()` instead."""
+
+    def __init__(self, argv: list[str], cwd: str) -> None:
+        self.argv = list(argv)
+        self.cwd = cwd
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def __call__(self) -> str:
+        preempt = getattr(signal, "SIG" + os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2"), signal.SIGUSR2)
+
+        def ignore_preemption() -> None:
+            signal.signal(preempt, signal.SIG_IGN)
+
+        self._proc = subprocess.Popen([sys.executable, str(RUN_PY), *self.argv], cwd=self.cwd, preexec_fn=ignore_preemption)
+        # poll, not wait(): checkpoint() runs in a signal handler on this thread, and would deadlock on
+        # the lock an interrupted Popen.wait() holds
+        while (code := self._proc.poll()) is None:
+            time.sleep(0.5)
+        self._proc = None
+        if code != 0:
+            hint = "; its checkpoint is kept: run the sweep again to resume" if code > 128 else ""
+            raise RuntimeError(f"run.py {shlex.join(self.argv)} exited with code {code}{hint}")
+        return str(Path(self.cwd) / run_dir_from_argv(self.argv))
+
+    def checkpoint(self, *args: Any, **kwargs: Any) -> submitit.helpers.DelayedSubmission:
+        """Preempted or timed out: let the run write its checkpoint, then requeue the same command."""
+        proc = self._proc
+        if proc is not None and proc.returncode is None:
+            try:
+                os.kill(proc.pid, signal.SIGUSR1)
+                deadline = time.monotonic() + STOP_GRACE_S
+                while time.monotonic() < deadline and os.waitpid(proc.pid, os.WNOHANG) == (0, 0):
+                    time.sleep(0.2)
+            except (ChildProcessError, ProcessLookupError):
+                pass
+        return super().checkpoint(*args, **kwargs)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """A Popen does not pickle, and a requeued job starts without a child anyway."""
+        return {**self.__dict__, "_proc": None}
+
+    def __repr__(self) -> str:
+        return f"RunJob({shlex.join(['run.py', *self.argv])})"
+
+
+def run_dir_from_argv(argv: list[str]) -> Path:
+    cfg = parse_args(argv, list(METHODS), list(ENVS))
+    return run_dir_of(cfg.log_dir, cfg.env, cfg.method, cfg.name, cfg.seed, cfg.run_dir)
+
+
+# ------------------------------------------------------------------------------ submission
+def make_executor(args: argparse.Namespace) -> submitit.AutoExecutor:
+    """One executor for the whole grid; Slurm-only settings are passed only to Slurm."""
+    executor = submitit.AutoExecutor(folder=Path(args.log_dir) / "_submitit", cluster=args.cluster)
+    params: dict[str, Any] = {"name": "qmp_sweep", "timeout_min": args.timeout_min, "cpus_per_task": args.cpus_per_task,
+                              "mem_gb": args.mem_gb, "gpus_per_node": args.gpus_per_node}
+    if executor.cluster == "slurm":
+        if args.slurm_partition:
+            params["slurm_partition"] = args.slurm_partition
+        if args.max_parallel:
+            params["slurm_array_parallelism"] = args.max_parallel
+    executor.update_parameters(**params)
+    return executor
+
+
+def print_table(rows: list[tuple[str, str, str]], file: Any = None) -> None:
+    rows = [("run_dir", "job_id", "state"), *rows]
+    widths = [max(len(row[i]) for row in rows) for i in range(2)]
+    for run_dir, job_id, state in rows:
+        print(f"{run_dir:<{widths[0]}}  {job_id:<{widths[1]}}  {state}", file=file or sys.stdout, flush=True)
+
+
+def job_state(job: submitit.Job[Any]) -> str:
+    try:
+        return str(job.state)
+    except Exception as exc:  # e.g. sacct missing on a Slurm without accounting
+        return f"UNKNOWN ({type(exc).__name__})"
+
+
+def sweep(argv: list[str]) -> tuple[int, list[submitit.Job[Any]]]:
+    """The CLI without sys.exit: (exit code, submitted jobs). Tests call this to wait on the jobs."""
+    own, extra = split_argv(argv)
+    try:
+        args = build_parser().parse_args(own)
+        runs = expand(args.methods, args.envs, args.seeds, args.log_dir, extra)
+    except ConfigError as exc:
+        print(f"qmp.sweep: error: {exc}", file=sys.stderr)
+        return 2, []
+    if args.dry_run:
+        for run in runs:
+            print(run.command)
+        return 0, []
+    rows: dict[Path, tuple[str, str, str]] = {}
+    todo: list[tuple[Run, int]] = []
+    for run in runs:
+        done = completed_epochs(run.run_dir)
+        if done >= run.n_epochs:
+            rows[run.run_dir] = (str(run.run_dir), "-", f"FINISHED (skipped, epoch {done}/{run.n_epochs})")
+        else:
+            todo.append((run, done))
+    jobs: list[submitit.Job[Any]] = []
+    if todo:
+        executor = make_executor(args)
+        cwd = str(Path.cwd())
+        with executor.batch():
+            jobs = [executor.submit(RunJob(run.argv, cwd)) for run, _ in todo]
+        print(f"Submitted {len(jobs)} job(s) to {executor.cluster}; logs in {executor.folder}", flush=True)
+    failed = 0
+    wait = args.wait or (todo and executor.cluster == "debug")
+    for (run, done), job in zip(todo, jobs, strict=True):
+        if wait:
+            try:
+                job.result()
+            except Exception as exc:  # the job's own error is in its log; one line here
+                failed += 1
+                print(f"qmp.sweep: {run.run_dir} failed: {str(exc).strip().splitlines()[-1]}", file=sys.stderr)
+        resumes = f", resumes at epoch {done}/{run.n_epochs}" if done and not wait else ""
+        rows[run.run_dir] = (str(run.run_dir), str(job.job_id), job_state(job) + resumes)
+    print_table([rows[run.run_dir] for run in runs])
+    return (1 if failed else 0), jobs
+
+
+def main(argv: list[str]) -> int:
+    return sweep(argv)[0]
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
