@@ -19,6 +19,7 @@ import numpy as np
 from gymnasium import spaces
 
 from qmp.environments.base import MultiTaskSpec, TaskEnv, rng_state, set_rng_state
+from qmp.environments.mujoco_tools import OffscreenCamera, get_physics, set_physics
 from qmp.environments.stability import StabilityLimits, clear_bad_state_warnings, is_unstable
 
 ASSET_PATH = Path(__file__).parent / "assets" / "jaco_reach.xml"
@@ -64,8 +65,7 @@ class JacoReachTask(TaskEnv):
         self.observation_space = spaces.Box(-np.inf, np.inf, (2 * self.model.nq + NUM_STAGES,), np.float32)
         self.action_space = spaces.Box(-1.0, 1.0, (self.model.nu,), np.float32)
         self.render_mode = render_mode
-        self._render_size = (height, width)
-        self._renderer: mujoco.Renderer | None = None
+        self._camera = OffscreenCamera(self.model, "front", width, height)
         self.stage = 0
         self.steps_in_range = 0
         self.stay_target = np.zeros(3)
@@ -146,14 +146,11 @@ class JacoReachTask(TaskEnv):
 
     # ---- state and rendering -------------------------------------------------------------------
     def get_state(self) -> dict[str, Any]:
-        size = mujoco.mj_stateSize(self.model, mujoco.mjtState.mjSTATE_INTEGRATION)
-        physics = np.empty(size, np.float64)
-        mujoco.mj_getState(self.model, self.data, physics, mujoco.mjtState.mjSTATE_INTEGRATION)
-        return {"physics": physics, "stage": self.stage, "steps_in_range": self.steps_in_range,
+        return {"physics": get_physics(self.model, self.data), "stage": self.stage, "steps_in_range": self.steps_in_range,
                 "stay_target": self.stay_target.copy(), "rng": rng_state(self.np_random)}
 
     def set_state(self, state: dict[str, Any]) -> None:
-        mujoco.mj_setState(self.model, self.data, state["physics"], mujoco.mjtState.mjSTATE_INTEGRATION)
+        set_physics(self.model, self.data, state["physics"])
         mujoco.mj_kinematics(self.model, self.data)
         self.stage = int(state["stage"])
         self.steps_in_range = int(state["steps_in_range"])
@@ -164,16 +161,11 @@ class JacoReachTask(TaskEnv):
     def render(self) -> np.ndarray | None:
         if self.render_mode != "rgb_array":
             return None
-        if self._renderer is None:
-            self._renderer = mujoco.Renderer(self.model, *self._render_size)
         mujoco.mj_kinematics(self.model, self.data)  # place the mocap target where it was just moved
-        self._renderer.update_scene(self.data, camera="front")
-        return self._renderer.render()
+        return self._camera.render(self.data)
 
     def close(self) -> None:
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None
+        self._camera.close()
 
 
 def jaco_reach_mt5(render_mode: str | None = None, **_: Any) -> MultiTaskSpec:

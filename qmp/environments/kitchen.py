@@ -25,6 +25,7 @@ import numpy as np
 from gymnasium import spaces
 
 from qmp.environments.base import MultiTaskSpec, TaskEnv, rng_state, set_rng_state
+from qmp.environments.mujoco_tools import OffscreenCamera, get_physics, set_physics
 from qmp.environments.stability import clear_bad_state_warnings, is_unstable
 
 KITCHEN_HORIZON = 140
@@ -183,10 +184,10 @@ class KitchenTaskEnv(TaskEnv):
         self.in_place_margin = 0.0
         self.reach_margin = 0.0
         self._last_obs = np.zeros(self.observation_space.shape, np.float32)  # returned on an unstable step
-        self._renderer: mujoco.Renderer | None = None
-        self._camera = mujoco.MjvCamera()  # gymnasium-robotics' default kitchen view
-        self._camera.distance, self._camera.azimuth, self._camera.elevation = 2.2, 70.0, -35.0
-        self._camera.lookat[:] = (-0.2, 0.5, 2.0)
+        view = mujoco.MjvCamera()  # gymnasium-robotics' default kitchen view
+        view.distance, view.azimuth, view.elevation = 2.2, 70.0, -35.0
+        view.lookat[:] = (-0.2, 0.5, 2.0)
+        self._camera = OffscreenCamera(self.model, view)
 
     def gripper_pos(self) -> np.ndarray:
         return 0.5 * (self.data.xpos[self.finger_ids[0]] + self.data.xpos[self.finger_ids[1]])
@@ -246,11 +247,8 @@ class KitchenTaskEnv(TaskEnv):
         mujoco.mj_forward(self.model, self.data)
 
     def get_state(self) -> dict[str, Any]:
-        size = mujoco.mj_stateSize(self.model, mujoco.mjtState.mjSTATE_INTEGRATION)
-        physics = np.empty(size, np.float64)
-        mujoco.mj_getState(self.model, self.data, physics, mujoco.mjtState.mjSTATE_INTEGRATION)
         return {
-            "physics": physics,
+            "physics": get_physics(self.model, self.data),
             "last_robot_obs": self.last_robot_obs.copy(),
             "in_place_margin": self.in_place_margin,
             "reach_margin": self.reach_margin,
@@ -259,7 +257,7 @@ class KitchenTaskEnv(TaskEnv):
         }
 
     def set_state(self, state: dict[str, Any]) -> None:
-        mujoco.mj_setState(self.model, self.data, state["physics"], mujoco.mjtState.mjSTATE_INTEGRATION)
+        set_physics(self.model, self.data, state["physics"])
         mujoco.mj_kinematics(self.model, self.data)  # positions only; leaves the solver warm start alone
         self.last_robot_obs = state["last_robot_obs"].copy()
         self.in_place_margin = float(state["in_place_margin"])
@@ -272,17 +270,10 @@ class KitchenTaskEnv(TaskEnv):
         self._last_obs = last_obs.copy()
 
     def render(self) -> np.ndarray | None:
-        if self.render_mode != "rgb_array":
-            return None
-        if self._renderer is None:
-            self._renderer = mujoco.Renderer(self.model, 480, 480)
-        self._renderer.update_scene(self.data, self._camera)
-        return self._renderer.render()
+        return self._camera.render(self.data) if self.render_mode == "rgb_array" else None
 
     def close(self) -> None:
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None
+        self._camera.close()
 
 
 def kitchen_mt_easy(goal_quirk: bool = True, render_mode: str | None = None, **_: Any) -> MultiTaskSpec:

@@ -22,6 +22,7 @@ import numpy as np
 from gymnasium import spaces
 
 from qmp.environments.base import MultiTaskSpec, TaskEnv, rng_state, set_rng_state
+from qmp.environments.mujoco_tools import OffscreenCamera, get_physics, set_physics
 from qmp.environments.stability import clear_bad_state_warnings, is_unstable
 
 LARGE_MAZE = (
@@ -55,7 +56,6 @@ MAZE_SUCCESS_DIST = 0.5
 MAZE_MAX_SPEED = 5.0
 MAZE_RESET_POS_NOISE = 0.1
 MAZE_RESET_VEL_STD = 0.1
-STATE_SPEC = mujoco.mjtState.mjSTATE_INTEGRATION
 
 
 def is_open(layout: Sequence[str], cell: tuple[int, int]) -> bool:
@@ -124,7 +124,7 @@ class MazeTask(TaskEnv):
         self.sparse = sparse
         self.unstable_reward = 0.0 if sparse else -1.0  # the task's lowest per-step reward
         self.render_mode = render_mode
-        self._renderer: mujoco.Renderer | None = None
+        self._camera = OffscreenCamera(self.model, "top")
         self.observation_space = spaces.Box(-np.inf, np.inf, (4,), np.float32)
         self.action_space = spaces.Box(-1.0, 1.0, (2,), np.float32)
         self._last_obs = np.zeros(4, np.float32)  # returned on an unstable step
@@ -160,28 +160,19 @@ class MazeTask(TaskEnv):
         return self._last_obs.copy(), reward, success, False, {"success": success, "distance": distance, "unstable": False}
 
     def get_state(self) -> dict[str, Any]:
-        physics = np.empty(mujoco.mj_stateSize(self.model, STATE_SPEC))
-        mujoco.mj_getState(self.model, self.data, physics, STATE_SPEC)
-        return {"physics": physics, "rng": rng_state(self.np_random)}
+        return {"physics": get_physics(self.model, self.data), "rng": rng_state(self.np_random)}
 
     def set_state(self, state: dict[str, Any]) -> None:
-        mujoco.mj_setState(self.model, self.data, state["physics"], STATE_SPEC)
+        set_physics(self.model, self.data, state["physics"])
         mujoco.mj_forward(self.model, self.data)
         set_rng_state(self.np_random, state["rng"])
         self._last_obs = self._obs()
 
     def render(self) -> np.ndarray | None:
-        if self.render_mode != "rgb_array":
-            return None
-        if self._renderer is None:
-            self._renderer = mujoco.Renderer(self.model, 480, 480)
-        self._renderer.update_scene(self.data, camera="top")
-        return self._renderer.render()
+        return self._camera.render(self.data) if self.render_mode == "rgb_array" else None
 
     def close(self) -> None:
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None
+        self._camera.close()
 
 
 def parse_indices(value: str | Sequence[int] | None, default: Sequence[int]) -> list[int]:

@@ -24,6 +24,7 @@ import numpy as np
 from gymnasium import spaces
 
 from qmp.environments.base import MultiTaskSpec, TaskEnv, rng_state, set_rng_state
+from qmp.environments.mujoco_tools import OffscreenCamera, get_physics, set_physics
 from qmp.environments.stability import clear_bad_state_warnings, is_unstable
 
 WALKER_XML = Path(__file__).parent / "assets" / "walker_planar.xml"
@@ -38,7 +39,6 @@ CTRL_COST = 1e-3
 # z in [0.9, 1.1] (the original's "ceiling_long" placed at x = 2 + its half length, height 1.0).
 CEILING_HALF_SIZE = (6.0, 2.0, 0.1)
 CEILING_POS = (8.0, 0.0, 1.0)
-STATE_SPEC = mujoco.mjtState.mjSTATE_INTEGRATION
 MIN_REWARD = 0.0  # the spec's min_reward (UDS relabelling)
 UNSTABLE_REWARD = MIN_REWARD
 
@@ -93,7 +93,7 @@ class WalkerTask(TaskEnv):
         self.feet_ids = [self.model.body("foot").id, self.model.body("foot_left").id]
         self.ceiling_id = self.model.geom("ceiling").id if config.ceiling else -1
         self.render_mode = render_mode
-        self._renderer: mujoco.Renderer | None = None
+        self._camera = OffscreenCamera(self.model, "track")
         self.t = 0
         self.observation_space = spaces.Box(-np.inf, np.inf, (17,), np.float32)
         self.action_space = spaces.Box(-1.0, 1.0, (6,), np.float32)
@@ -167,29 +167,20 @@ class WalkerTask(TaskEnv):
         return self._last_obs.copy(), float(reward), terminated, False, info
 
     def get_state(self) -> dict[str, Any]:
-        physics = np.empty(mujoco.mj_stateSize(self.model, STATE_SPEC))
-        mujoco.mj_getState(self.model, self.data, physics, STATE_SPEC)
-        return {"physics": physics, "t": self.t, "rng": rng_state(self.np_random)}
+        return {"physics": get_physics(self.model, self.data), "t": self.t, "rng": rng_state(self.np_random)}
 
     def set_state(self, state: dict[str, Any]) -> None:
-        mujoco.mj_setState(self.model, self.data, state["physics"], STATE_SPEC)
+        set_physics(self.model, self.data, state["physics"])
         mujoco.mj_forward(self.model, self.data)
         self.t = int(state["t"])
         set_rng_state(self.np_random, state["rng"])
         self._last_obs = self._obs()
 
     def render(self) -> np.ndarray | None:
-        if self.render_mode != "rgb_array":
-            return None
-        if self._renderer is None:
-            self._renderer = mujoco.Renderer(self.model, 480, 480)
-        self._renderer.update_scene(self.data, camera="track")
-        return self._renderer.render()
+        return self._camera.render(self.data) if self.render_mode == "rgb_array" else None
 
     def close(self) -> None:
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None
+        self._camera.close()
 
 
 def walker2d_mt4(render_mode: str | None = None, **_: Any) -> MultiTaskSpec:
