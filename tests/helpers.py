@@ -5,7 +5,10 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import numpy as np
+
 import run as cli
+from qmp.environments.multitask import MultiTaskEnv
 
 
 def train(method: str, env: str, run_dir: Path, *flags: str) -> list[dict[str, str]]:
@@ -32,3 +35,23 @@ def tiny_flags(num_tasks: int, horizon: int, evaluation: bool = True) -> list[st
         "--num_evaluation_episodes", str(num_tasks if evaluation else 0), "--snapshot_gap", "1", "--vis_freq", "-1",
         "--replay_buffer_size", str(4 * horizon),
     ]
+
+
+def rollout(env: MultiTaskEnv, actions: np.ndarray, forced_reset_at: int) -> list[tuple]:
+    """Step fixed actions, resetting finished tasks and task 0 at `forced_reset_at` (uses the RNG)."""
+    stream = []
+    for k, action in enumerate(actions):
+        result = env.step(action)
+        stream.append((result.next_obs.copy(), result.reward.copy(), result.terminated.copy(), result.truncated.copy()))
+        mask = result.done.copy()
+        mask[0] |= k == forced_reset_at
+        stream.append((env.reset_tasks(mask),))
+    return stream
+
+
+def assert_same(a: list[tuple], b: list[tuple]) -> None:
+    """Two rollout streams are bit-identical."""
+    assert len(a) == len(b)
+    for step_a, step_b in zip(a, b, strict=True):
+        for x, y in zip(step_a, step_b, strict=True):
+            np.testing.assert_array_equal(x, y)

@@ -12,28 +12,9 @@ import pytest
 from qmp.environments import make_spec
 from qmp.environments.maze import LARGE_MAZE, MAZE_TASKS, WALL_OFFSET, MazeTask, is_open
 from qmp.environments.multitask import MultiTaskEnv
+from tests.helpers import assert_same, rollout
 
 NAME = "MazeLarge-10-v0"
-
-
-def rollout(env: MultiTaskEnv, actions: np.ndarray, forced_reset_at: int) -> list[tuple]:
-    """Step fixed actions, resetting finished tasks and task 0 at `forced_reset_at` (uses the RNG)."""
-    stream = []
-    for k, action in enumerate(actions):
-        result = env.step(action)
-        stream.append((result.next_obs.copy(), result.reward.copy(), result.terminated.copy(), result.truncated.copy()))
-        mask = result.done.copy()
-        mask[0] |= k == forced_reset_at
-        obs = env.reset_tasks(mask)
-        stream.append((obs,))
-    return stream
-
-
-def assert_same(a: list[tuple], b: list[tuple]) -> None:
-    assert len(a) == len(b)
-    for step_a, step_b in zip(a, b, strict=True):
-        for x, y in zip(step_a, step_b, strict=True):
-            np.testing.assert_array_equal(x, y)
 
 
 def test_contract_random_rollout_and_exact_resume() -> None:
