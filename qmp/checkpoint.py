@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 CHECKPOINT_NAME = "checkpoint.pt"
-FORMAT_VERSION = 2  # 2: EpochProgress ("partial") and StabilityMonitor env states
+FORMAT_VERSION = 3  # 2: EpochProgress ("partial"); 3: unstable episodes counted from Episode records
 REQUIRED_KEYS = ("meta", "code_version", "epoch", "agent", "env", "rng")
 # Test hook: os._exit() inside the N-th save of this process, after the temp file is written and
 # before the rename, i.e. the worst moment for a SIGKILL (tests/test_reliability.py).

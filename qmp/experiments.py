@@ -37,8 +37,6 @@ from qmp.faults import (
     check_finite_array,
     check_finite_metrics,
     check_finite_parameters,
-    monitored,
-    unstable_counts,
 )
 from qmp.learning.buffer import MultiTaskReplayBuffer
 from qmp.learning.nets import DoubleQ, TanhGaussianPolicy
@@ -47,7 +45,7 @@ from qmp.learning.sac import MultiTaskSAC, SACConfig
 from qmp.learning.sharing import UDSSharing
 from qmp.logger import Logger, truncate_jsonl
 from qmp.methods import METHODS, Method
-from qmp.rollout import collect, episode_metrics, evaluate
+from qmp.rollout import collect, episode_metrics, evaluate, unstable_per_task
 from qmp.video import VideoRecorder
 
 QSWITCH_LOG = "qswitch_selection.jsonl"
@@ -81,7 +79,6 @@ class EpochProgress:
     `cycle_updates` say how far the current cycle got; the rest accumulates the epoch's metrics."""
 
     num_tasks: int
-    unstable_start: np.ndarray  # (T,) unstable-step counts of the collection envs when the epoch began
     cycle: int = 0
     collected: bool = False
     cycle_updates: int = 0
@@ -157,7 +154,7 @@ class Experiment:
 
     # ---------------------------------------------------------------- one epoch
     def new_epoch_progress(self) -> EpochProgress:
-        return EpochProgress(self.spec.num_tasks, unstable_counts(self.env.envs))
+        return EpochProgress(self.spec.num_tasks)
 
     def train_epoch(self, progress: Any = None, stop: Callable[[], bool] = lambda: False,
                     after_cycle: Callable[[], None] | None = None) -> dict[str, float] | None:
@@ -241,7 +238,7 @@ class Experiment:
                 metrics[f"collect/{name}/own_policy_frac"] = float(frac)
             metrics["collect/own_policy_frac"] = float(own.mean())
         self.last_choices = choices
-        unstable = unstable_counts(self.env.envs) - p.unstable_start
+        unstable = unstable_per_task(episodes, self.spec.num_tasks)
         metrics["stability/collect_unstable_episodes"] = float(unstable.sum())
         for name, count in zip(self.spec.task_names, unstable, strict=True):
             metrics[f"stability/{name}/collect_unstable_episodes"] = float(count)
@@ -274,11 +271,13 @@ class Experiment:
         per_task = max(1, self.cfg.num_evaluation_episodes // self.spec.num_tasks)
         seed = self.cfg.seed * 1_000_003 + epoch
         names = self.spec.task_names
-        unstable_before = unstable_counts(self.eval_env.envs)
-        metrics = episode_metrics(evaluate(self.eval_env, self.own_policy, per_task, seed, self.device), names, "eval")
+        episodes = evaluate(self.eval_env, self.own_policy, per_task, seed, self.device)
+        metrics = episode_metrics(episodes, names, "eval")
         if self.eval_mixture is not None:
-            metrics.update(episode_metrics(evaluate(self.eval_env, self.eval_mixture, per_task, seed, self.device), names, "eval_mixture"))
-        metrics["stability/eval_unstable_episodes"] = float((unstable_counts(self.eval_env.envs) - unstable_before).sum())
+            mixture_episodes = evaluate(self.eval_env, self.eval_mixture, per_task, seed, self.device)
+            metrics.update(episode_metrics(mixture_episodes, names, "eval_mixture"))
+            episodes = episodes + mixture_episodes
+        metrics["stability/eval_unstable_episodes"] = float(unstable_per_task(episodes, self.spec.num_tasks).sum())
         for key, value in metrics.items():  # a NaN/inf reward in evaluation shows up in the returns
             if key.endswith("/return") and not math.isfinite(value):
                 raise NonFiniteError(f"non-finite evaluation return {key!r} at epoch {epoch}")
@@ -360,7 +359,7 @@ def run(cfg: Config) -> Path:
     torch.set_num_threads(cfg.torch_threads)
     device = pick_device(cfg.gpu)
     seed_everything(cfg.seed)
-    spec = monitored(make_spec(cfg.env, sparse_tasks=cfg.sparse_tasks, task_name=cfg.task_name))
+    spec = make_spec(cfg.env, sparse_tasks=cfg.sparse_tasks, task_name=cfg.task_name)
     exp = Experiment(cfg, spec, device)
     run_dir = prepare_run_dir(cfg, spec)
     ckpt_path = run_dir / CHECKPOINT_NAME

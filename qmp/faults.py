@@ -5,8 +5,8 @@
   writes a checkpoint and exits within seconds instead of dying mid-write.
 - `NonFiniteError` names the quantity, the task and the epoch of the first NaN/inf, so a diverged run
   stops before it overwrites the last good checkpoint.
-- `StabilityMonitor` counts the episodes a task env ended because its simulator went unstable
-  (`info["unstable"]`, see environments/base.py), so they appear in the logs while training goes on.
+Unstable simulators are not a fault of the run: the task env ends the episode (environments/stability.py)
+and MultiTaskEnv marks the Episode, so the loop logs them under stability/* and training goes on.
 """
 
 from __future__ import annotations
@@ -17,8 +17,6 @@ from types import FrameType
 from typing import Any
 
 import numpy as np
-
-from qmp.environments.base import MultiTaskSpec, TaskEnv
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
 
@@ -118,57 +116,3 @@ def check_finite_parameters(named: dict[str, Any], task_names: Sequence[str], ep
             if not task_major(name):
                 raise NonFiniteError(f"non-finite parameter {name!r} (shared by all tasks) at epoch {epoch}")
             check_finite_array(f"parameter {name!r}", values, 0, task_names, epoch)
-
-
-class StabilityMonitor(TaskEnv):
-    """Wraps one task env and counts steps it reported as unstable (`info["unstable"]`).
-
-    The task env itself ends such an episode (terminated=True, see the env family's docs); this only
-    counts them, and the count travels in `get_state` so a resumed run logs the same numbers.
-    """
-
-    def __init__(self, env: TaskEnv) -> None:
-        self.env = env
-        self.observation_space = env.observation_space
-        self.action_space = env.action_space
-        self.unstable = 0
-
-    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
-        return self.env.reset(seed=seed, options=options)
-
-    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
-        obs, reward, terminated, truncated, info = self.env.step(action)
-        if info.get("unstable", False):
-            self.unstable += 1
-        return obs, reward, terminated, truncated, info
-
-    def get_state(self) -> dict[str, Any]:
-        return {"env": self.env.get_state(), "unstable": self.unstable}
-
-    def set_state(self, state: dict[str, Any]) -> None:
-        self.env.set_state(state["env"])
-        self.unstable = int(state["unstable"])
-
-    def render(self) -> Any:
-        return self.env.render()
-
-    def close(self) -> None:
-        self.env.close()
-
-    def __getattr__(self, name: str) -> Any:  # the wrapped env's own attributes (model, data, ...)
-        if name == "env":
-            raise AttributeError(name)
-        return getattr(self.env, name)
-
-
-def monitored(spec: MultiTaskSpec) -> MultiTaskSpec:
-    """The same benchmark with every task env wrapped in a StabilityMonitor."""
-    import dataclasses
-
-    make: Callable[[int, int, bool], TaskEnv] = spec.make_task_env
-    return dataclasses.replace(spec, make_task_env=lambda task, seed, evaluation: StabilityMonitor(make(task, seed, evaluation)))
-
-
-def unstable_counts(envs: Sequence[Any]) -> np.ndarray:
-    """(T,) unstable-step counts of a MultiTaskEnv's monitored task envs (0 for unmonitored ones)."""
-    return np.array([getattr(env, "unstable", 0) for env in envs], np.int64)

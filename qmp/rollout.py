@@ -88,6 +88,11 @@ def evaluate(
     return episodes
 
 
+def unstable_per_task(episodes: list[Episode], num_tasks: int) -> np.ndarray:
+    """(T,) how many of these episodes ended because the simulator went unstable."""
+    return np.bincount([e.task for e in episodes if e.unstable], minlength=num_tasks)
+
+
 def episode_metrics(episodes: list[Episode], task_names: tuple[str, ...], prefix: str) -> dict[str, float]:
     """Mean and per-task success, return, length and stages of finished episodes."""
     metrics: dict[str, float] = {}

@@ -3,7 +3,7 @@
 Each env is driven unstable through its task env's mjData (a NaN qpos: MuJoCo auto-resets and counts a
 warning; a huge qvel or force: a huge but finite state, or MuJoCo's auto-reset). The step must end the
 episode (terminated, info["unstable"], no success) with a finite observation (the last good one) and the
-documented reward, the StabilityMonitor must count it, and the next reset must recover. Meta-World is
+documented reward, its Episode must be marked unstable, and the next reset must recover. Meta-World is
 built with two tasks only (about 9 s for the MT10 benchmark); MT50 uses the same task env class.
 """
 
@@ -22,7 +22,7 @@ from qmp.environments import make_spec
 from qmp.environments.base import MultiTaskSpec
 from qmp.environments.metaworld import MetaWorldTask
 from qmp.environments.multitask import MultiTaskEnv
-from qmp.faults import StabilityMonitor, monitored, unstable_counts
+from qmp.rollout import unstable_per_task
 
 pytestmark = [pytest.mark.filterwarnings("ignore:Constant.*too high"), pytest.mark.filterwarnings("ignore::RuntimeWarning")]
 
@@ -57,18 +57,13 @@ def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def spec_of(env_id: str) -> MultiTaskSpec:
     if env_id not in _SPEC_CACHE:
-        _SPEC_CACHE[env_id] = monitored(SPECS[env_id]())
+        _SPEC_CACHE[env_id] = SPECS[env_id]()
     return _SPEC_CACHE[env_id]
-
-
-def task_env(env: Any) -> Any:
-    return env.env if isinstance(env, StabilityMonitor) else env
 
 
 def sim(env: Any) -> tuple[mujoco.MjModel, mujoco.MjData]:
     """The model and data a task env steps (Meta-World: those of the wrapped metaworld env)."""
-    inner = task_env(env)
-    owner = inner.env if isinstance(inner, MetaWorldTask) else inner
+    owner = env.env if isinstance(env, MetaWorldTask) else env
     return owner.model, owner.data
 
 
@@ -90,27 +85,32 @@ def test_unstable_step_ends_the_episode_is_counted_and_reset_recovers(env_id: st
     env = MultiTaskEnv(spec_of(env_id), seed=0)
     env.reset()
     rng = np.random.default_rng(0)
+    episodes = []
     for _ in range(2):
-        env.reset_tasks(env.step(random_actions(rng, env)).done)
+        res = env.step(random_actions(rng, env))
+        episodes += res.episodes
+        env.reset_tasks(res.done)
     last_good = env.obs[0].copy()
     elapsed = int(env.elapsed[0])
     corrupt(sim(env.envs[0])[1], how)
     res = env.step(random_actions(rng, env))
+    episodes += res.episodes
     assert res.terminated[0] and not res.truncated[0]
     assert np.isfinite(res.next_obs).all() and np.isfinite(res.reward).all()
     np.testing.assert_array_equal(res.next_obs[0], last_good)
     assert res.reward[0] == UNSTABLE_REWARD[env_id]
     (episode,) = [e for e in res.episodes if e.task == 0]
-    assert episode.terminated and not episode.success and episode.length == elapsed + 1
-    assert unstable_counts(env.envs).tolist() == [1] + [0] * (env.num_tasks - 1)
+    assert episode.terminated and episode.unstable and not episode.success and episode.length == elapsed + 1
+    assert unstable_per_task(episodes, env.num_tasks).tolist() == [1] + [0] * (env.num_tasks - 1)
 
     env.reset_tasks(res.done)  # recovers: a fresh, finite episode that steps normally
     assert np.isfinite(env.obs).all() and env.elapsed[0] == 0
     for _ in range(5):
         res = env.step(random_actions(rng, env))
+        episodes += res.episodes
         assert np.isfinite(res.next_obs).all() and np.isfinite(res.reward).all()
         env.reset_tasks(res.done)
-    assert unstable_counts(env.envs).tolist() == [1] + [0] * (env.num_tasks - 1)
+    assert unstable_per_task(episodes, env.num_tasks).tolist() == [1] + [0] * (env.num_tasks - 1)
 
     single = env.envs[1]  # the task env's own report
     corrupt(sim(single)[1], how)
@@ -125,10 +125,12 @@ def test_normal_random_stepping_is_never_unstable(env_id: str) -> None:
     env = MultiTaskEnv(spec_of(env_id), seed=0)  # seed 0 throughout: one cached Meta-World benchmark
     env.reset()
     rng = np.random.default_rng(1)
+    episodes = []
     for _ in range(NORMAL_STEPS[env_id]):
         res = env.step(random_actions(rng, env))
+        episodes += res.episodes
         env.reset_tasks(res.done)
-    assert unstable_counts(env.envs).sum() == 0
+    assert not any(e.unstable for e in episodes)
     env.close()
 
 
@@ -151,13 +153,13 @@ def test_metaworld_errors_on_a_nan_state_count_as_unstable() -> None:
         data.qpos[0] = np.nan
     res = env.step(np.zeros((env.num_tasks, env.act_dim), np.float32))
     assert res.terminated.all() and np.isfinite(res.next_obs).all() and (res.reward == 0.0).all()
-    assert unstable_counts(env.envs).tolist() == [1] * env.num_tasks
+    assert unstable_per_task(res.episodes, env.num_tasks).tolist() == [1] * env.num_tasks
     env.reset_tasks(res.done)
     assert np.isfinite(env.obs).all()
     res = env.step(np.zeros((env.num_tasks, env.act_dim), np.float32))
-    assert not res.terminated.any() and unstable_counts(env.envs).tolist() == [1] * env.num_tasks
+    assert not res.terminated.any() and not any(e.unstable for e in res.episodes)
 
-    metaworld_env = task_env(env.envs[0]).env
+    metaworld_env = env.envs[0].env
 
     def broken_step(action: np.ndarray) -> Any:
         raise ValueError("a bug, not an instability")

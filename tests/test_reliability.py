@@ -389,5 +389,5 @@ def test_checkpoint_holds_the_full_state(finished_run: Path) -> None:
     assert set(state["agent"]) == {"policy", "critic", "critic_target", "log_alpha", "policy_opt", "critic_opt", "alpha_opt"}
     assert set(state["rng"]) >= {"python", "numpy", "torch"}
     assert state["buffer"]["size"] > 0 and state["code_version"] == qmp.__version__
-    assert len(state["env"]["envs"]) == 4 and "rng" in state["env"]["envs"][0]["env"]  # task env RNGs
+    assert len(state["env"]["envs"]) == 4 and "rng" in state["env"]["envs"][0]  # task env RNGs
     assert json.loads((finished_run / "config.json").read_text())["code_version"] == qmp.__version__

@@ -30,6 +30,7 @@ class Episode:
     stages: float
     terminated: bool
     extras: dict[str, float]
+    unstable: bool = False  # ended because the simulator went unstable (info["unstable"])
 
 
 @dataclass
@@ -125,14 +126,14 @@ class MultiTaskEnv:
             for k, key in enumerate(keys):
                 self.ep_extras[i, k] += float(info.get(key, 0.0))
             if terminated[i] or truncated[i]:
-                episodes.append(self._finish(i, bool(terminated[i])))
+                episodes.append(self._finish(i, bool(terminated[i]), bool(info.get("unstable", False))))
         self.obs = next_obs.copy()
         return StepResult(next_obs, reward, terminated, truncated, episodes)
 
-    def _finish(self, i: int, terminated: bool) -> Episode:
+    def _finish(self, i: int, terminated: bool, unstable: bool) -> Episode:
         length = int(self.elapsed[i])
         extras = {key: float(self.ep_extras[i, k] / max(length, 1)) for k, key in enumerate(self.spec.extra_info_keys)}
-        return Episode(i, float(self.ep_return[i]), length, bool(self.ep_success[i]), float(self.ep_stages[i]), terminated, extras)
+        return Episode(i, float(self.ep_return[i]), length, bool(self.ep_success[i]), float(self.ep_stages[i]), terminated, extras, unstable)
 
     def get_state(self) -> dict[str, Any]:
         """Everything needed to continue the current episodes exactly (see base.TaskEnv)."""
