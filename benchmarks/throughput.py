@@ -37,7 +37,6 @@ from qmp.config import Config, parse_args  # noqa: E402
 from qmp.environments import ENVS, make_spec  # noqa: E402
 from qmp.environments.multitask import MultiTaskEnv  # noqa: E402
 from qmp.experiments import Experiment, seed_everything  # noqa: E402
-from qmp.faults import monitored  # noqa: E402
 from qmp.methods import METHODS  # noqa: E402
 
 # Work per env: `scale` x one preset collection cycle (env steps and gradient steps scaled together, so
@@ -72,7 +71,7 @@ def build(cfg: Config, eval_episodes: int = 0) -> Experiment:
     not depend on the values), so every measured cycle collects and trains exactly as after warm-up."""
     seed_everything(cfg.seed)
     cfg.num_evaluation_episodes = eval_episodes
-    spec = monitored(make_spec(cfg.env, sparse_tasks=cfg.sparse_tasks, task_name=cfg.task_name))
+    spec = make_spec(cfg.env, sparse_tasks=cfg.sparse_tasks, task_name=cfg.task_name)
     exp = Experiment(cfg, spec, torch.device("cpu"))
     n, t, o, a = max(exp.schedule.warmup, exp.schedule.batch_per_task), spec.num_tasks, exp.env.obs_dim, exp.env.act_dim
     rng = np.random.default_rng(cfg.seed)

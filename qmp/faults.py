@@ -110,6 +110,9 @@ def check_finite_parameters(named: dict[str, Any], task_names: Sequence[str], ep
     task is named; shared parameters (a multihead trunk, a shared network) say 'all tasks'."""
     import torch
 
+    flags = torch.stack([torch.isfinite(t).all() for t in named.values()])
+    if bool(flags.all()):  # one device sync per check, not one per parameter
+        return
     for name, tensor in named.items():
         if not bool(torch.isfinite(tensor).all()):
             values = tensor.detach().cpu().numpy()
