@@ -32,6 +32,28 @@ def test_ensemble_linear_is_independent_linears() -> None:
     torch.testing.assert_close(layer(x), expected)
 
 
+@pytest.mark.parametrize("members", [None, slice(1, 3)])
+def test_single_output_layer_matches_a_matmul_in_value_and_gradients(members: slice | None) -> None:
+    """A one-unit output layer takes its own kernel path (w^T x^T forward, broadcast backward): it must
+    give the plain matmul's output and the gradients of x, weight and bias, also on a member range."""
+    torch.manual_seed(0)
+    layer = EnsembleLinear(T, IN, 1).double()
+    with torch.no_grad():
+        layer.bias.normal_()
+    rows = T if members is None else 2
+    x = torch.randn(rows, B, IN, dtype=torch.float64, requires_grad=True)
+    y = layer(x, members)
+    w, b = (layer.weight, layer.bias) if members is None else (layer.weight[members], layer.bias[members])
+    expected = torch.stack([x[i] @ w[i] + b[i] for i in range(rows)])
+    torch.testing.assert_close(y, expected)
+    upstream = torch.randn_like(y)
+    grads = torch.autograd.grad(y, (x, layer.weight, layer.bias), upstream)
+    expected_grads = torch.autograd.grad(expected, (x, layer.weight, layer.bias), upstream)
+    for got, want in zip(grads, expected_grads, strict=True):
+        torch.testing.assert_close(got, want)
+    assert torch.autograd.gradcheck(lambda inp: layer(inp, members), (x,))
+
+
 def test_separate_equals_a_loop_of_mlps() -> None:
     torch.manual_seed(0)
     net = TaskNet("separate", T, IN, [8, 8], OUT, copies=2)

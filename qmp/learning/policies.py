@@ -24,7 +24,7 @@ class OwnPolicy:
     @torch.no_grad()
     def act(self, obs: Tensor, elapsed: np.ndarray | None = None, deterministic: bool = False) -> tuple[Tensor, Tensor]:
         """obs (T, O) -> actions (T, A) and the policy used per task (T,) (always its own)."""
-        action = self.policy(obs.unsqueeze(1), deterministic)[0].squeeze(1)
+        action = self.policy.act(obs.unsqueeze(1), deterministic)[0].squeeze(1)
         return action, torch.arange(obs.shape[0], device=obs.device)
 
     def state_dict(self) -> dict:
@@ -77,7 +77,7 @@ class QSwitchMixture:
         t = self.num_tasks
         self.choice = self.choice.to(obs.device)
         proposals = obs.unsqueeze(0).expand(t, t, obs.shape[-1])  # row j: every task's state for pi_j
-        sample, _, mean = self.policy(proposals, deterministic)  # (T_j, T_i, A)
+        sample, mean = self.policy.act(proposals, deterministic)  # (T_j, T_i, A)
         if elapsed is None or self.sampling_freq == 1:  # decided on the host: no device sync per step
             reselect: np.ndarray | None = None
         else:

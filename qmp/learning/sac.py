@@ -75,7 +75,7 @@ class MultiTaskSAC:
     @torch.no_grad()
     def act(self, obs: Tensor, deterministic: bool = False) -> Tensor:
         """Each task's own policy: obs (T, N, O) -> actions (T, N, A)."""
-        return self.policy(obs, deterministic)[0]
+        return self.policy.act(obs, deterministic)[0]
 
     def update(self, batch: Batch, weights: Tensor | None = None, kl_obs: Tensor | None = None) -> dict[str, Tensor]:
         """One gradient step for every task. `weights` (T, B) masks rows (UDS); `kl_obs` (S, O) are
