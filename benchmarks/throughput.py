@@ -37,6 +37,7 @@ from qmp.config import Config, parse_args  # noqa: E402
 from qmp.environments import ENVS, make_spec  # noqa: E402
 from qmp.environments.multitask import MultiTaskEnv  # noqa: E402
 from qmp.experiments import Experiment, seed_everything  # noqa: E402
+from qmp.learning.nets import EnsembleLinear  # noqa: E402
 from qmp.methods import METHODS  # noqa: E402
 
 # Work per env: `scale` x one preset collection cycle (env steps and gradient steps scaled together, so
@@ -109,6 +110,36 @@ def time_loop(exp: Experiment) -> float:
     return time.perf_counter() - start
 
 
+def update_gflop(exp: Experiment) -> tuple[float, float]:
+    """Matmul GFLOP of one gradient step of every task (ours, the SB3 peer's), from the network shapes.
+
+    Per row, with P = sum(in x out) of a policy and Q of one critic: critic step = next-action policy
+    forward P + target twins 2Q + twins forward 2Q + their weight and input gradients 4Q; actor step =
+    policy forward P + twins forward 2Q + their input gradients 2Q + policy backward 2P. That is 4P + 12Q
+    multiply-adds. SB3 also computes the critics' weight gradients in the actor step: 4P + 14Q."""
+    def per_member(net: torch.nn.Module) -> int:
+        layers = [*net.body.hidden, net.body.out]
+        if net.arch != "separate":
+            raise ValueError("the FLOP model covers the separate architecture of the presets")
+        return sum(layer.weight.shape[1] * layer.weight.shape[2] for layer in layers)
+
+    p, q = per_member(exp.agent.policy.net), per_member(exp.agent.critic.net)
+    rows = exp.schedule.batch_per_task * exp.spec.num_tasks
+    return 2 * rows * (4 * p + 12 * q) / 1e9, 2 * rows * (4 * p + 14 * q) / 1e9
+
+
+def sgemm_peak(size: int = 1024, repeats: int = 20) -> float:
+    """GFLOP/s of a large square float32 matmul on the configured threads: the arithmetic ceiling."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    torch.mm(a, b)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best / 1e9
+
+
 def median(values: Sequence[float]) -> float:
     return float(statistics.median(values))
 
@@ -132,6 +163,8 @@ def measure_env(env: str, repeats: int, peer: bool) -> dict[str, float]:
             times["peer"].append(time_peer(spec, dnc, steps, updates))
     out = {k: median(v) for k, v in times.items() if v}
     out["env_steps"] = float(steps * t)
+    out["gflop"], out["peer_gflop"] = (updates * g for g in update_gflop(exps["dnc_sac"]))
+    out["peak"] = sgemm_peak()
     out.update(eval_cost(env, exps["qmp_dnc"], out["qmp_dnc"] / (steps * t)))
     for e in exps.values():
         e.env.close()
@@ -209,9 +242,27 @@ def lever_variants(exp: Experiment) -> dict[str, tuple[Callable[[], None], Calla
     def set_rows(value: int) -> Callable[[], None]:
         return lambda: setattr(agent.cfg, "max_update_rows", value)
 
+    shipped_forward = EnsembleLinear.forward
+
+    def sliced(layer: EnsembleLinear, x: torch.Tensor, members: slice | None = None) -> torch.Tensor:
+        """Every layer as one baddbmm on weights sliced per call (slice(None) when all are used)."""
+        members = slice(None) if members is None else members
+        return torch.baddbmm(layer.bias[members], x, layer.weight[members])
+
+    def unsliced_matmul(layer: EnsembleLinear, x: torch.Tensor, members: slice | None = None) -> torch.Tensor:
+        """As shipped (weights sliced only for a task chunk), but a one-unit output layer as a plain baddbmm."""
+        if members is None:
+            return torch.baddbmm(layer.bias, x, layer.weight)
+        return torch.baddbmm(layer.bias[members], x, layer.weight[members])
+
+    def set_forward(forward: Callable[..., torch.Tensor]) -> Callable[[], None]:
+        return lambda: setattr(EnsembleLinear, "forward", forward)
+
     return {"default (as shipped)": (lambda: None, lambda: None),
             "all tasks in one chunk (max_update_rows 0)": (set_rows(0), set_rows(rows)),
             "Adam without fused kernel": (plain_adam, restore_adam),
+            "one-unit output layer as a batched matmul": (set_forward(unsliced_matmul), set_forward(shipped_forward)),
+            "weights sliced even when all are used, too": (set_forward(sliced), set_forward(shipped_forward)),
             f"{2 * threads} torch threads": (lambda: torch.set_num_threads(2 * threads), lambda: torch.set_num_threads(threads))}
 
 
@@ -256,6 +307,12 @@ def report_env(env: str, r: dict[str, float], peer: bool) -> list[str]:
     lines.append(f"qmp_dnc / dnc_sac time:             {r['qmp_dnc'] / r['dnc_sac']:.3f}  (target <= {TARGETS['qmp_vs_dnc']})")
     if peer and "peer" in r:
         lines.append(f"dnc_sac / peer env steps per s:     {r['peer'] / r['dnc_sac']:.2f}x  (target >= {TARGETS['peer'].get(env, '-')}x)")
+    lines.append(f"arithmetic: the gradient steps are {r['gflop']:.1f} GFLOP of matmuls (the peer's: {r['peer_gflop']:.1f}); "
+                 f"update only runs them at {r['gflop'] / r['update']:.0f} GFLOP/s; this core's sgemm peak is {r['peak']:.0f} GFLOP/s")
+    if peer and "peer" in r:
+        floor = r["env"] + r["gflop"] / r["peak"]
+        lines.append(f"ceiling: with every matmul at the sgemm peak and nothing else but the env, dnc_sac / peer <= "
+                     f"{r['peer'] / floor:.2f}x")
     freq = r["eval_freq"]
     lines.append(f"evaluation (qmp_dnc, preset episodes): {r['eval_s']:.1f} s vs a {r['epoch_s']:.1f} s epoch: share "
                  f"{eval_share(r, 1):.1%} every epoch, {eval_share(r, freq):.1%} every {int(freq)} (preset; target <= 10%)")

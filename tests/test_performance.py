@@ -137,6 +137,12 @@ def test_benchmark_measures_the_real_loop_on_the_toy_env() -> None:
     assert exp.grad_steps - grads_before == 2 * exp.schedule.updates_per_cycle
     assert throughput.time_env_only(exp.env, 5, 0) > 0 and throughput.time_updates(exp, 2) > 0
     assert exp.grad_steps - grads_before == 2 * exp.schedule.updates_per_cycle + 2
+    o, a, (h1, h2) = exp.env.obs_dim, exp.env.act_dim, exp.cfg.hidden_sizes
+    p, q = o * h1 + h1 * h2 + h2 * 2 * a, (o + a) * h1 + h1 * h2 + h2
+    rows = exp.schedule.batch_per_task * exp.spec.num_tasks
+    assert throughput.update_gflop(exp) == pytest.approx((2 * rows * (4 * p + 12 * q) / 1e9, 2 * rows * (4 * p + 14 * q) / 1e9))
+    shipped = throughput.EnsembleLinear.forward
     lines = throughput.measure_levers("ToyReach-v0", 1)
-    assert any("max_update_rows 0" in line for line in lines)
+    assert any("max_update_rows 0" in line for line in lines) and any("sliced" in line for line in lines)
+    assert throughput.EnsembleLinear.forward is shipped  # every lever is switched back
     assert exp.eval_env is None  # the loop measurement never evaluates
