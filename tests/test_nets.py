@@ -105,13 +105,17 @@ def test_policy_actions_and_log_probs() -> None:
     torch.manual_seed(0)
     policy = TanhGaussianPolicy("separate", T, IN, OUT, [16], include_task_id=False)
     obs = torch.randn(T, 1000, IN)
-    action, log_prob, mean = policy(obs)
+    torch.manual_seed(1)
+    action, log_prob = policy(obs)
     assert action.shape == (T, 1000, OUT) and log_prob.shape == (T, 1000)
     assert action.abs().max() <= 1.0  # tanh saturates to exactly 1 in float32 for large pre-activations
-    det, zero, det_mean = policy(obs, deterministic=True)
+    torch.manual_seed(1)
+    acted, mean = policy.act(obs)  # acting draws the same noise as the training sample
+    torch.testing.assert_close(acted, action)
+    det, det_mean = policy.act(obs, deterministic=True)
     torch.testing.assert_close(det, det_mean)
     torch.testing.assert_close(det, mean)
-    assert torch.all(zero == 0)
+    torch.testing.assert_close(mean, torch.tanh(policy.distribution(obs)[0]))
     # the log-prob of the squashed Gaussian matches torch.distributions' change of variables
     mu, log_std = policy.distribution(obs)
     pre = torch.atanh(action.clamp(-1 + 1e-6, 1 - 1e-6))

@@ -25,7 +25,7 @@ def brute_force(policy: TanhGaussianPolicy, critic: DoubleQ, obs: torch.Tensor) 
             for j in range(T):
                 rows = torch.zeros(T, 1, O)
                 rows[j, 0] = obs[i]
-                mean_action = policy(rows, deterministic=True)[0][j, 0]
+                mean_action = policy.act(rows, deterministic=True)[0][j, 0]
                 q_in_obs = torch.zeros(T, 1, O)
                 q_in_act = torch.zeros(T, 1, A)
                 q_in_obs[i, 0], q_in_act[i, 0] = obs[i], mean_action
@@ -38,7 +38,7 @@ def test_batched_scores_equal_the_double_loop() -> None:
     mixture = QSwitchMixture(policy, critic, T)
     obs = torch.randn(T, O)
     with torch.no_grad():
-        means = policy(obs.unsqueeze(0).expand(T, T, O), deterministic=True)[0]
+        means = policy.act(obs.unsqueeze(0).expand(T, T, O), deterministic=True)[0]
         batched = mixture.scores(obs, means).numpy()
     np.testing.assert_allclose(batched, brute_force(policy, critic, obs), rtol=1e-5, atol=1e-6)
     _, choice = mixture.act(obs)
@@ -72,7 +72,8 @@ def test_executes_the_winners_sample_not_its_mean() -> None:
     sampled, choice = mixture.act(obs)
     torch.manual_seed(1)
     proposals = obs.unsqueeze(0).expand(T, T, O)
-    sample, _, mean = policy(proposals)
+    sample, _ = policy(proposals)  # the training sample: the same noise draw as acting
+    mean = policy.act(proposals, deterministic=True)[0]
     expected = sample.transpose(0, 1)[torch.arange(T), choice]
     torch.testing.assert_close(sampled, expected)
     assert not torch.allclose(sampled, mean.transpose(0, 1)[torch.arange(T), choice])
@@ -86,7 +87,7 @@ def test_alternative_scores(score: str) -> None:
     mixture = QSwitchMixture(policy, critic, T, score=score)
     obs = torch.randn(T, O)
     with torch.no_grad():
-        means = policy(obs.unsqueeze(0).expand(T, T, O), deterministic=True)[0]
+        means = policy.act(obs.unsqueeze(0).expand(T, T, O), deterministic=True)[0]
         q = critic(obs.unsqueeze(1).expand(T, T, O), means.transpose(0, 1))
     expected = {"q1": q[0], "min": q.min(0).values, "mean": q.mean(0)}[score]
     torch.testing.assert_close(mixture.scores(obs, means), expected)
@@ -110,7 +111,7 @@ def test_own_policy_always_uses_the_task_policy() -> None:
     obs = torch.randn(T, O)
     action, choice = OwnPolicy(policy).act(obs, deterministic=True)
     assert choice.tolist() == list(range(T))
-    torch.testing.assert_close(action, policy(obs.unsqueeze(1), deterministic=True)[0].squeeze(1))
+    torch.testing.assert_close(action, policy.act(obs.unsqueeze(1), deterministic=True)[0].squeeze(1))
 
 
 def test_bad_options_are_rejected() -> None:

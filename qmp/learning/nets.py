@@ -191,21 +191,16 @@ class TanhGaussianPolicy(nn.Module):
             return mean_action, mean_action
         return torch.tanh(mean + log_std.exp() * torch.randn_like(mean)), mean_action
 
-    def forward(self, obs: Tensor, deterministic: bool = False, noise: Tensor | None = None,
-                tasks: slice | None = None) -> tuple[Tensor, Tensor, Tensor]:
-        """Returns (action, log_prob (T, B), mean action tanh(mu)); reparameterised. `noise` (T, B, A):
-        the standard normal draw, if the caller made it (default: drawn here)."""
+    def forward(self, obs: Tensor, noise: Tensor | None = None, tasks: slice | None = None) -> tuple[Tensor, Tensor]:
+        """The training sample: (action (T, B, A), log_prob (T, B)), reparameterised. `noise` (T, B, A):
+        the standard normal draw, if the caller made it (default: drawn here). Acting uses `act`."""
         mean, log_std = self.distribution(obs, tasks)
-        if deterministic:
-            action = torch.tanh(mean)
-            return action, torch.zeros(action.shape[:-1], device=obs.device), action
         if noise is None:
             noise = torch.randn_like(mean)
-        pre_tanh = mean + log_std.exp() * noise
-        action = torch.tanh(pre_tanh)
+        action = torch.tanh(mean + log_std.exp() * noise)
         gauss = (-0.5 * noise.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
         log_prob = gauss - torch.log(1.0 - action.pow(2) + 1e-6).sum(-1)
-        return action, log_prob, torch.tanh(mean)
+        return action, log_prob
 
 
 class DoubleQ(nn.Module):

@@ -146,7 +146,7 @@ class MultiTaskSAC:
         r = lambda x: self._rows(x, tasks)  # noqa: E731
         obs, next_obs, w = r(batch.obs), r(batch.next_obs), r(weights)
         with torch.no_grad():
-            next_act, next_logp, _ = self.policy(next_obs, noise=r(noise), tasks=tasks)
+            next_act, next_logp = self.policy(next_obs, noise=r(noise), tasks=tasks)
             next_q = self.critic_target(next_obs, next_act, tasks).min(0).values
             target = td_target(r(batch.rew), r(batch.terminated), next_q, next_logp, r(alpha), self.cfg.discount, self.cfg.reward_scale)
         q = self.critic(obs, r(batch.act), tasks)  # (2, t, B)
@@ -160,7 +160,7 @@ class MultiTaskSAC:
         losses (t,) and log-probabilities (t, B)."""
         r = lambda x: self._rows(x, tasks)  # noqa: E731
         obs = r(batch.obs)
-        act, logp, _ = self.policy(obs, noise=r(noise), tasks=tasks)
+        act, logp = self.policy(obs, noise=r(noise), tasks=tasks)
         q_pi = self.critic(obs, act, tasks).min(0).values
         policy_losses = weighted_mean(r(alpha) * logp - q_pi, r(weights))
         (policy_losses.sum() + (kl.sum() if kl is not None else 0.0)).backward()
