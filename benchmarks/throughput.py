@@ -251,9 +251,7 @@ def lever_variants(exp: Experiment) -> dict[str, tuple[Callable[[], None], Calla
 
     def unsliced_matmul(layer: EnsembleLinear, x: torch.Tensor, members: slice | None = None) -> torch.Tensor:
         """As shipped (weights sliced only for a task chunk), but a one-unit output layer as a plain baddbmm."""
-        if members is None:
-            return torch.baddbmm(layer.bias, x, layer.weight)
-        return torch.baddbmm(layer.bias[members], x, layer.weight[members])
+        return torch.baddbmm(layer.bias, x, layer.weight) if members is None else sliced(layer, x, members)
 
     def set_forward(forward: Callable[..., torch.Tensor]) -> Callable[[], None]:
         return lambda: setattr(EnsembleLinear, "forward", forward)
