@@ -16,10 +16,12 @@ from qmp.methods import ARCHITECTURES, METHODS, QSWITCH_ACTIONS, QSWITCH_SCORES,
 
 # Deviations for speed (docs/performance.md): `evaluation_frequency` > 1 where evaluating every epoch,
 # as the original did, would cost more than 10% of the wall time (measured for Jaco and MT10, estimated
-# from the eval/train interaction of REFERENCE.md section 6 for the others), and MT50 keeps 5e5 instead
-# of 1e6 transitions per task so its float32 buffers (8.4 GB) fit a 16 GB machine.
+# from the eval/train interaction of REFERENCE.md section 6 for the others). Replay sizes: see
+# `replay_capacity` (MT50's DnC family keeps 5e5 instead of 1e6 transitions per task, REPLAY_MEMORY_CAP).
 ENV_PRESETS: dict[str, dict[str, Any]] = {
     "JacoReachMT5-v1": {"n_policies": 5, "n_epochs": 2000, "num_evaluation_episodes": 50, "evaluation_frequency": 20},
+    # Not in the original: JacoReachMT5-v1 from a raised start pose the arm can hold (docs/env_jaco.md)
+    "JacoReachMT5Raised-v1": {"n_policies": 5, "n_epochs": 2000, "num_evaluation_episodes": 50, "evaluation_frequency": 20},
     "MazeLarge-10-v0": {
         "n_policies": 10, "n_epochs": 2000, "batch_size": 6000, "gradient_steps_per_itr": 1000,
         "min_buffer_size": 3000, "buffer_batch_size": 256, "num_evaluation_episodes": 100, "evaluation_frequency": 20,
@@ -41,7 +43,7 @@ ENV_PRESETS: dict[str, dict[str, Any]] = {
     "MetaWorldMT50-v2": {
         "n_policies": 50, "n_epochs": 1000, "batch_size": 25000, "steps_per_epoch": 8,
         "gradient_steps_per_itr": 2500, "min_buffer_size": 1500, "buffer_batch_size": 1280,
-        "hidden_sizes": [400, 400], "num_evaluation_episodes": 250, "replay_buffer_size": 500_000,
+        "hidden_sizes": [400, 400], "num_evaluation_episodes": 250,
     },
     # The original's preset set a misspelt num_epochs=500, so 1000 epochs (10M steps) ran; the
     # paper's curves stop at 5M steps: we use the intended 500 epochs.
@@ -57,6 +59,12 @@ ENV_PRESETS: dict[str, dict[str, Any]] = {
         "num_evaluation_episodes": 8,
     },
 }
+
+# The original's replay: garage buffers of 1e6 transitions, one per task for the DnC family, ONE shared by
+# all tasks for sac/mtsac/qmp_sac. Per-task caps where that does not fit in memory: MT50's 50 x 1e6 float32
+# transitions would be 16.8 GB of buffers alone, 5e5 keeps a run under 16 GB (docs/performance.md).
+ORIGINAL_REPLAY_SIZE = 1_000_000
+REPLAY_MEMORY_CAP = {"MetaWorldMT50-v2": 500_000}
 
 GARAGE_ONLY_FLAGS = ("sampler_type", "worker_type", "max_n_worker")
 
@@ -121,7 +129,7 @@ class Config:
     snapshot_dir: str | None = _f(None, "run directory to resume (`resume` method)")
     n_policies: int = _f(4, "number of policies; must equal the env's task count")
     partition: str = _f("task_id", "task of an episode: task_id only")
-    sampling_type: str = _f("all", "states of the DnC KL penalty: all, i, j or i+j")
+    sampling_type: str = _f("all", "states of the DnC KL term of pair (i, j): all (B/T from every buffer, pooled), j (B from buffer j) or i+j (B/2 from buffer i and B/2 from buffer j); i crashed in the original and is refused")
     include_task_id: bool = _f(False, "append the task one-hot to network inputs")
     sparse_tasks: list[int] = _list([], "indices of tasks with sparse reward (Maze)", int)
     task_name: str | None = _f(None, "subset of tasks, comma-separated (Maze, Meta-World)")
@@ -142,7 +150,8 @@ class Config:
     overwrite: bool = _f(False, "start afresh even if the run directory holds a checkpoint")
     qswitch_score: str = _f("q1", "QMP scoring critic: q1 (original), min or mean of the twin Qs")
     qswitch_action: str = _f("mean", "QMP scored action: mean (original) or sample")
-    replay_buffer_size: int = _f(1_000_000, "transitions kept per task")
+    multihead_double_tanh: bool = _f(False, "multihead policy only: squash twice as the original did, tanh(tanh(mu) + sigma*eps) in training and in mtsac's collection (the Q-switch's candidates and every evaluation stay single tanh, as there)")
+    replay_buffer_size: int | None = _f(None, "transitions kept per task; default the original's: 1e6 per task for the DnC family, one 1e6 buffer shared by all tasks (ceil(1e6 / T) per task) for sac, mtsac and qmp_sac; MT50's DnC family keeps 5e5 per task to fit 16 GB")
     save_buffer: bool = _f(True, "include the replay buffers in checkpoints (needed for exact resume)")
     snapshot_interval_s: float = _f(1800.0, "also checkpoint between collection cycles or epochs once this many seconds passed since the last checkpoint (0: after every cycle)")
     max_update_rows: int = _f(8192, "a gradient step of separate networks runs in task chunks of at most this many rows (tasks x batch), so activations stay in the CPU cache (0: all tasks at once)")
@@ -251,11 +260,21 @@ def parse_args(argv: list[str], methods: list[str], envs: list[str]) -> Config:
 
 
 _POSITIVE = ("n_epochs", "batch_size", "steps_per_epoch", "gradient_steps_per_itr", "buffer_batch_size",
-             "evaluation_frequency", "snapshot_gap", "policy_sampling_freq", "replay_buffer_size", "n_policies",
+             "evaluation_frequency", "snapshot_gap", "policy_sampling_freq", "n_policies",
              "vis_width", "vis_height", "vis_fps", "vis_num", "torch_threads")
 _NON_NEGATIVE = ("min_buffer_size", "num_evaluation_episodes", "seed", "max_update_rows")
 _UNSUPPORTED = {"norm_obs": False, "use_pc_grad": False, "regularize_representation": False,
                 "distillation_period": None, "stagewise": False, "unsupervised": True, "control_penalty": 0.0}
+
+
+def replay_capacity(cfg: Config, num_tasks: int) -> int:
+    """Transitions kept per task: --replay_buffer_size, else the original's replay split as our per-task ring
+    holds it (ceil(1e6 / T) per task where the original shared one buffer), capped by REPLAY_MEMORY_CAP."""
+    if cfg.replay_buffer_size is not None:
+        return cfg.replay_buffer_size
+    shared = cfg.method in METHODS and METHODS[cfg.method].sac_family
+    per_task = math.ceil(ORIGINAL_REPLAY_SIZE / num_tasks) if shared else ORIGINAL_REPLAY_SIZE
+    return min(per_task, REPLAY_MEMORY_CAP.get(cfg.env, per_task))
 
 
 def validate(cfg: Config, methods: list[str]) -> None:
@@ -284,8 +303,8 @@ def validate(cfg: Config, methods: list[str]) -> None:
         raise ConfigError(f"--target_entropy must be finite, got {cfg.target_entropy}")
     if cfg.grad_clip is not None and not 0 < cfg.grad_clip < math.inf:
         raise ConfigError(f"--grad_clip must be positive and finite, got {cfg.grad_clip}")
-    if cfg.min_buffer_size > cfg.replay_buffer_size:
-        raise ConfigError(f"--min_buffer_size {cfg.min_buffer_size} exceeds --replay_buffer_size {cfg.replay_buffer_size}: the warm-up would never end")
+    if cfg.replay_buffer_size is not None and cfg.replay_buffer_size <= 0:
+        raise ConfigError(f"--replay_buffer_size must be positive, got {cfg.replay_buffer_size}")
     if not 0.0 <= cfg.discount <= 1.0:
         raise ConfigError(f"--discount must be in [0, 1], got {cfg.discount}")
     if not 0.0 < cfg.target_update_tau <= 1.0:
@@ -299,8 +318,13 @@ def validate(cfg: Config, methods: list[str]) -> None:
     for name in ("policy_architecture", "Q_architecture"):
         if getattr(cfg, name) not in ARCHITECTURES:
             raise ConfigError(f"--{name} {getattr(cfg, name)!r} is not valid; valid: {', '.join(ARCHITECTURES)}")
+    if cfg.sampling_type == "i":
+        raise ConfigError("--sampling_type i crashed in the original and has no defined meaning here; valid: all, j, i+j")
+    if cfg.sampling_type != "all" and not any(cfg.kl_coeff):
+        raise ConfigError(f"--sampling_type {cfg.sampling_type} only chooses the states of the DnC KL term, which is off; "
+                          "give --kl_coeff > 0 (dnc_sac, qmp_dnc) or leave --sampling_type all")
     choices = {"qswitch_score": QSWITCH_SCORES, "qswitch_action": QSWITCH_ACTIONS, "vis_format": ("mp4", "gif"),
-               "partition": ("task_id",), "sampling_type": ("all", "i", "j", "i+j")}
+               "partition": ("task_id",), "sampling_type": ("all", "j", "i+j")}
     for name, valid in choices.items():
         if getattr(cfg, name) not in valid:
             raise ConfigError(f"--{name} {getattr(cfg, name)!r} is not valid; valid: {', '.join(valid)}")
@@ -310,6 +334,14 @@ def validate(cfg: Config, methods: list[str]) -> None:
     tasks = expected_tasks(cfg)
     if tasks is not None and cfg.n_policies != tasks:
         raise ConfigError(f"--n_policies {cfg.n_policies} does not match the {tasks} tasks of {cfg.env}")
+    sac_family = cfg.method in METHODS and METHODS[cfg.method].sac_family
+    warmup = math.ceil(cfg.min_buffer_size / cfg.n_policies) if sac_family else cfg.min_buffer_size
+    capacity = replay_capacity(cfg, cfg.n_policies)
+    if warmup > capacity:
+        raise ConfigError(f"--min_buffer_size {cfg.min_buffer_size} needs {warmup} transitions per task but the replay keeps "
+                          f"{capacity} per task (--replay_buffer_size): the warm-up would never end")
+    if cfg.multihead_double_tanh and cfg.policy_architecture != "multihead":
+        raise ConfigError(f"--multihead_double_tanh true needs --policy_architecture multihead, got {cfg.policy_architecture!r}")
     if len(cfg.kl_coeff) not in (1, cfg.n_policies**2):
         raise ConfigError(f"--kl_coeff takes 1 or n_policies^2 = {cfg.n_policies**2} values, got {len(cfg.kl_coeff)}")
     if cfg.method in METHODS:

@@ -26,7 +26,7 @@ import torch
 
 import qmp
 from qmp.checkpoint import CHECKPOINT_NAME, CheckpointError, capture_rng, check_compatible, load_checkpoint, restore_rng, save_checkpoint
-from qmp.config import Config
+from qmp.config import Config, replay_capacity
 from qmp.environments import make_spec
 from qmp.environments.base import MultiTaskSpec
 from qmp.environments.multitask import Episode, MultiTaskEnv
@@ -41,7 +41,7 @@ from qmp.faults import (
 from qmp.learning.buffer import MultiTaskReplayBuffer
 from qmp.learning.nets import DoubleQ, TanhGaussianPolicy
 from qmp.learning.policies import OwnPolicy, QSwitchMixture
-from qmp.learning.sac import MultiTaskSAC, SACConfig
+from qmp.learning.sac import MultiTaskSAC, SACConfig, kl_states_per_task
 from qmp.learning.sharing import UDSSharing
 from qmp.logger import Logger, truncate_jsonl
 from qmp.methods import METHODS, Method
@@ -124,12 +124,14 @@ class Experiment:
         self.env = MultiTaskEnv(spec, cfg.seed)
         self.eval_env = MultiTaskEnv(spec, cfg.seed, evaluation=True) if cfg.num_evaluation_episodes > 0 else None
         t, obs_dim, act_dim = spec.num_tasks, self.env.obs_dim, self.env.act_dim
-        policy = TanhGaussianPolicy(cfg.policy_architecture, t, obs_dim, act_dim, cfg.hidden_sizes, cfg.include_task_id)
+        policy = TanhGaussianPolicy(cfg.policy_architecture, t, obs_dim, act_dim, cfg.hidden_sizes, cfg.include_task_id,
+                                    cfg.multihead_double_tanh)
         critic = DoubleQ(cfg.Q_architecture, t, obs_dim, act_dim, cfg.hidden_sizes, cfg.include_task_id, cfg.layer_norm)
         sac_cfg = SACConfig(
             lr=cfg.lr, discount=cfg.discount, tau=cfg.target_update_tau, reward_scale=cfg.reward_scale,
             target_entropy=cfg.target_entropy, alpha_loss="exp" if self.method.sac_family else "log",
-            shared_alpha=self.method.shared_alpha, kl_coeff=cfg.kl_coeff, max_update_rows=cfg.max_update_rows,
+            shared_alpha=self.method.shared_alpha, kl_coeff=cfg.kl_coeff, kl_states=cfg.sampling_type,
+            max_update_rows=cfg.max_update_rows,
         )
         self.agent = MultiTaskSAC(policy, critic, t, act_dim, sac_cfg, device)
         self.own_policy = OwnPolicy(self.agent.policy)
@@ -139,8 +141,7 @@ class Experiment:
             args = (self.agent.policy, self.agent.critic, t, cfg.policy_sampling_freq, cfg.qswitch_score, cfg.qswitch_action)
             self.behaviour, self.eval_mixture = QSwitchMixture(*args), QSwitchMixture(*args)
         self.schedule = Schedule.of(cfg, self.method, t)
-        capacity = cfg.replay_buffer_size
-        self.buffer = MultiTaskReplayBuffer(t, capacity, obs_dim, act_dim, device)
+        self.buffer = MultiTaskReplayBuffer(t, replay_capacity(cfg, t), obs_dim, act_dim, device)
         self.sharing = UDSSharing(t, cfg.buffer_batch_size, spec.min_reward, cfg.sharing_quantile, device) if self.method.sharing else None
         self.video = None
         if cfg.vis_freq > 0:
@@ -259,11 +260,9 @@ class Experiment:
         return {**metrics, **extra}
 
     def _kl_states(self) -> torch.Tensor:
-        """States of the DnC KL penalty, drawn from every task buffer (--sampling_type)."""
-        t, b = self.spec.num_tasks, self.cfg.buffer_batch_size
-        per_task = {"all": b // t, "i": b // t, "j": b, "i+j": b // 2}[self.cfg.sampling_type]
-        obs = self.buffer.sample(max(1, per_task)).obs
-        return obs.reshape(-1, obs.shape[-1])
+        """States of the DnC KL penalty: (T, n, O), n from every task buffer (--sampling_type)."""
+        per_task = kl_states_per_task(self.cfg.sampling_type, self.cfg.buffer_batch_size, self.spec.num_tasks)
+        return self.buffer.sample(per_task).obs
 
     def evaluate(self, epoch: int) -> dict[str, float]:
         """Each task's own policy, deterministic (the headline); QMP also logs its mixture."""
@@ -335,7 +334,8 @@ def write_config(run_dir: Path, cfg: Config, exp: Experiment) -> None:
     record = {**cfg.to_dict(), "run_dir": str(run_dir), "code_version": qmp.__version__,
               "resolved": {"task_names": list(exp.spec.task_names), "num_tasks": exp.spec.num_tasks, "obs_dim": exp.env.obs_dim,
                            "act_dim": exp.env.act_dim, "max_episode_steps": exp.spec.max_episode_steps,
-                           "min_reward": exp.spec.min_reward, "schedule": exp.schedule.__dict__, "device": str(exp.device)}}
+                           "min_reward": exp.spec.min_reward, "schedule": exp.schedule.__dict__, "device": str(exp.device),
+                           "replay_per_task": exp.buffer.capacity, "replay_total": exp.buffer.capacity * exp.spec.num_tasks}}
     tmp = run_dir / "config.json.tmp"
     tmp.write_text(json.dumps(record, indent=2))
     tmp.replace(run_dir / "config.json")

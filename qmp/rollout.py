@@ -94,13 +94,14 @@ def unstable_per_task(episodes: list[Episode], num_tasks: int) -> np.ndarray:
 
 
 def episode_metrics(episodes: list[Episode], task_names: tuple[str, ...], prefix: str) -> dict[str, float]:
-    """Mean and per-task success, return, length and stages of finished episodes."""
+    """Mean and per-task success, paper_success, return, length and stages of finished episodes."""
     metrics: dict[str, float] = {}
     if not episodes:
         return metrics
 
     def summarise(eps: list[Episode], key: str) -> None:
         metrics[f"{key}/success"] = float(np.mean([e.success for e in eps]))
+        metrics[f"{key}/paper_success"] = float(np.mean([e.paper_success for e in eps]))
         metrics[f"{key}/return"] = float(np.mean([e.ret for e in eps]))
         metrics[f"{key}/episode_length"] = float(np.mean([e.length for e in eps]))
         metrics[f"{key}/stages_completed"] = float(np.mean([e.stages for e in eps]))
@@ -110,7 +111,7 @@ def episode_metrics(episodes: list[Episode], task_names: tuple[str, ...], prefix
 
     per_task = [[e for e in episodes if e.task == i] for i in range(len(task_names))]
     # the headline mean weighs every task equally, whatever its number of episodes
-    for name in ("success", "return", "episode_length", "stages_completed"):
+    for name in ("success", "paper_success", "return", "episode_length", "stages_completed"):
         values = [np.mean([getattr(e, _FIELD[name]) for e in eps]) for eps in per_task if eps]
         metrics[f"{prefix}/{name}"] = float(np.mean(values))
     metrics[f"{prefix}/episodes"] = float(len(episodes))
@@ -120,4 +121,4 @@ def episode_metrics(episodes: list[Episode], task_names: tuple[str, ...], prefix
     return metrics
 
 
-_FIELD = {"success": "success", "return": "ret", "episode_length": "length", "stages_completed": "stages"}
+_FIELD = {"success": "success", "paper_success": "paper_success", "return": "ret", "episode_length": "length", "stages_completed": "stages"}

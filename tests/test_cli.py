@@ -191,3 +191,38 @@ def test_any_method_or_env_name_is_accepted_or_one_line_error(method: str, env: 
         assert "\n" not in str(exc)
     else:
         assert cfg.method in METHODS and cfg.env in ENVS
+
+
+# ------------------------------------------------------------------------- faithful defaults
+@pytest.mark.parametrize(("argv", "per_task"), [
+    (["dnc_sac", "--env=JacoReachMT5-v1"], 1_000_000),  # DnC family: one 1e6 buffer per task
+    (["qmp_uds_dnc", "--env=MetaWorldMT10-v2", "--sharing_quantile", "0"], 1_000_000),
+    (["mtsac", "--env=JacoReachMT5-v1", *PARAM_SHARING], 200_000),  # one shared 1e6 buffer: ceil(1e6 / 5) each
+    (["qmp_sac", "--env=MetaWorldMT10-v2", *PARAM_SHARING], 100_000),
+    (["sac", "--env=MetaWorldMT50-v2", *PARAM_SHARING], 20_000),
+    (["dnc_sac", "--env=MetaWorldMT50-v2"], 500_000),  # the memory cap
+    (["mtsac", "--env=JacoReachMT5-v1", *PARAM_SHARING, "--replay_buffer_size", "7777"], 7777),  # the flag wins
+])
+def test_replay_capacity_is_the_originals_total(argv: list[str], per_task: int) -> None:
+    from qmp.config import replay_capacity
+
+    cfg = parse(*argv)
+    assert replay_capacity(cfg, cfg.n_policies) == per_task
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["dnc_sac", "--env=JacoReachMT5-v1", "--kl_coeff", "0.01", "--sampling_type", "i"], "--sampling_type i crashed in the original"),
+    (["dnc_sac", "--env=JacoReachMT5-v1", "--sampling_type", "j"], "--sampling_type j only chooses the states of the DnC KL term"),
+    (["dnc_sac", "--env=JacoReachMT5-v1", "--kl_coeff", "0.01", "--sampling_type", "k"], "valid: all, j, i+j"),
+    (["dnc_sac", "--env=JacoReachMT5-v1", "--multihead_double_tanh", "true"], "needs --policy_architecture multihead"),
+    (["mtsac", "--env=JacoReachMT5-v1", *PARAM_SHARING, "--replay_buffer_size", "10", "--min_buffer_size", "100"],
+     "the warm-up would never end"),
+])
+def test_faithfulness_flags_refuse_what_has_no_meaning(argv: list[str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace("+", r"\+")):
+        parse(*argv)
+
+
+def test_faithfulness_flags_parse() -> None:
+    assert parse("dnc_sac", "--env=JacoReachMT5-v1", "--kl_coeff", "0.01", "--sampling_type", "i+j").sampling_type == "i+j"
+    assert parse("qmp_sac", "--env=JacoReachMT5-v1", *PARAM_SHARING, "--multihead_double_tanh", "true").multihead_double_tanh

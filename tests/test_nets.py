@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -138,3 +140,44 @@ def test_wrong_task_rows_are_rejected() -> None:
         TaskNet("separate", T, IN, [8], OUT)(torch.randn(T + 1, B, IN))
     with pytest.raises(ValueError, match="valid: separate, multihead, shared"):
         TaskNet("tree", T, IN, [8], OUT)
+
+
+def rigged_multihead(double_tanh: bool, mu: float = 0.8, log_std: float = -0.5) -> TanhGaussianPolicy:
+    """A multihead policy whose every head outputs pre-tanh mean `mu` and log-std `log_std` for any obs."""
+    policy = TanhGaussianPolicy("multihead", T, IN, OUT, [8], False, double_tanh=double_tanh)
+    with torch.no_grad():
+        policy.net.heads.weight.zero_()
+        policy.net.heads.bias[..., :OUT] = mu
+        policy.net.heads.bias[..., OUT:] = log_std
+    return policy
+
+
+def test_double_tanh_reproduces_the_original_multihead_squashing() -> None:
+    """--multihead_double_tanh: samples are tanh(tanh(mu) + sigma*eps) with the log-probability of a Gaussian
+    centred on tanh(mu), checked against a hand computation; the deterministic action stays tanh(mu), and
+    the Q-switch's candidates (single_tanh) stay tanh(mu + sigma*eps)."""
+    mu, log_std = 0.8, -0.5
+    policy, single = rigged_multihead(True, mu, log_std), rigged_multihead(False, mu, log_std)
+    obs = torch.randn(T, 4, IN)
+    noise = torch.full((T, 4, OUT), 0.3)
+    action, log_prob = policy(obs, noise=noise)
+    sigma = math.exp(log_std)
+    pre = math.tanh(mu) + sigma * 0.3
+    a = math.tanh(pre)
+    gauss = -0.5 * ((pre - math.tanh(mu)) / sigma) ** 2 - math.log(sigma) - 0.5 * math.log(2 * math.pi)
+    hand = OUT * (gauss - math.log(1 - a * a + 1e-6))
+    torch.testing.assert_close(action, torch.full_like(action, a))
+    torch.testing.assert_close(log_prob, torch.full_like(log_prob, hand))
+    single_action, single_log_prob = single(obs, noise=noise)
+    torch.testing.assert_close(single_action, torch.full_like(action, math.tanh(mu + sigma * 0.3)))
+    assert not torch.allclose(single_log_prob, log_prob)
+    for det in (policy.act(obs, deterministic=True)[0], single.act(obs, deterministic=True)[0]):
+        torch.testing.assert_close(det, torch.full_like(det, math.tanh(mu)))
+    torch.manual_seed(5)
+    acted = policy.act(obs)[0]
+    torch.manual_seed(5)
+    candidates = policy.act(obs, single_tanh=True)[0]
+    torch.manual_seed(5)
+    eps = torch.randn_like(acted)
+    torch.testing.assert_close(acted, torch.tanh(math.tanh(mu) + sigma * eps))
+    torch.testing.assert_close(candidates, torch.tanh(mu + sigma * eps))

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from qmp.config import ENV_PRESETS, ConfigError, parse_args
+from qmp.config import ENV_PRESETS, ConfigError, parse_args, replay_capacity
 from qmp.environments import ENVS
 from qmp.learning.buffer import MultiTaskReplayBuffer
 from qmp.learning.nets import DoubleQ, TanhGaussianPolicy
@@ -112,8 +112,9 @@ def test_presets_fit_the_memory_budget() -> None:
     leaving room for two MT50 env instances (~2.6 GB) under a 16 GB peak."""
     cfg = parse_args(["dnc_sac", "--env=MetaWorldMT50-v2"], list(METHODS), list(ENVS))
     row_bytes = 4 * (2 * 39 + 4 + 2)
-    assert cfg.n_policies * cfg.replay_buffer_size * row_bytes < 10e9
-    assert parse_args(["dnc_sac", "--env=MetaWorldMT10-v2"], list(METHODS), list(ENVS)).replay_buffer_size == 1_000_000
+    assert cfg.n_policies * replay_capacity(cfg, cfg.n_policies) * row_bytes < 10e9
+    mt10 = parse_args(["dnc_sac", "--env=MetaWorldMT10-v2"], list(METHODS), list(ENVS))
+    assert replay_capacity(mt10, mt10.n_policies) == 1_000_000
     assert all(p.get("evaluation_frequency", 1) >= 1 for p in ENV_PRESETS.values())
 
 

@@ -120,3 +120,20 @@ def test_bad_options_are_rejected() -> None:
         QSwitchMixture(policy, critic, T, score="max")
     with pytest.raises(ValueError, match="valid: mean, sample"):
         QSwitchMixture(policy, critic, T, score_action="mode")
+
+
+def test_double_tanh_keeps_single_tanh_candidates_in_the_qswitch() -> None:
+    """The original's qmp_sac sampled every head's candidate as tanh(mu + sigma*eps), even where its
+    mtsac-style acting squashed twice: so does ours with --multihead_double_tanh."""
+    torch.manual_seed(0)
+    policy = TanhGaussianPolicy("multihead", T, O, A, [16], False, double_tanh=True)
+    critic = DoubleQ("multihead", T, O, A, [16], False, False)
+    obs = torch.randn(T, O)
+    torch.manual_seed(1)
+    action, choice = QSwitchMixture(policy, critic, T).act(obs)
+    torch.manual_seed(1)
+    sample, _ = policy.act(obs.unsqueeze(0).expand(T, T, O), single_tanh=True)  # (T_j, T_i, A)
+    torch.testing.assert_close(action, sample.transpose(0, 1)[torch.arange(T), choice])
+    torch.manual_seed(1)
+    doubled, _ = policy.act(obs.unsqueeze(0).expand(T, T, O))
+    assert not torch.allclose(action, doubled.transpose(0, 1)[torch.arange(T), choice])

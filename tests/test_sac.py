@@ -9,7 +9,7 @@ import torch
 
 from qmp.learning.buffer import Batch
 from qmp.learning.nets import DoubleQ, TanhGaussianPolicy
-from qmp.learning.sac import MultiTaskSAC, SACConfig, kl_matrix, td_target
+from qmp.learning.sac import KL_STATE_TYPES, MultiTaskSAC, SACConfig, kl_matrix, kl_states_per_task, td_target
 
 T, O, A, B = 3, 4, 2, 16
 
@@ -123,7 +123,7 @@ def test_kl_matrix_layout_and_penalty() -> None:
     assert beta[1, 0] == 1 * T + 0 and beta[0, 2] == 2 and torch.all(beta.diagonal() == 0)
     assert kl_matrix([0.0], T, torch.device("cpu")) is None
     agent = make_agent(kl_coeff=[1.0])
-    states = torch.randn(20, O)
+    states = torch.randn(T, 5, O)
     penalty = agent._kl_penalty(states)
     assert penalty.shape == (T,) and torch.all(penalty > 0)
     with torch.no_grad():  # identical policies: no divergence
@@ -133,6 +133,30 @@ def test_kl_matrix_layout_and_penalty() -> None:
     torch.testing.assert_close(agent._kl_penalty(states), torch.zeros(T), atol=1e-6, rtol=0)
     metrics = agent.update(make_batch(), kl_obs=states)
     assert "kl_penalty" in metrics
+
+
+@pytest.mark.parametrize("kl_states", KL_STATE_TYPES)
+def test_kl_penalty_scores_each_pair_on_the_original_states(kl_states: str) -> None:
+    """--sampling_type: pair (i, j) is scored on every buffer's states (all), buffer j's (j), or buffer i's
+    and buffer j's (i+j); checked against a loop over pairs that builds each pair's state set."""
+    coeff = [0.1 * (k + 1) for k in range(T * T)]
+    agent = make_agent(kl_coeff=coeff, kl_states=kl_states)
+    n = kl_states_per_task(kl_states, 12, T)
+    assert n == {"all": 12 // T, "j": 12, "i+j": 6}[kl_states]
+    states = torch.randn(T, n, O)
+    beta = kl_matrix(coeff, T, torch.device("cpu"))
+    expected = torch.zeros(T)
+    with torch.no_grad():
+        for i in range(T):
+            for j in range(T):
+                sources = {"all": list(range(T)), "j": [j], "i+j": [i, j]}[kl_states]
+                pair_states = torch.cat([states[k] for k in sources])
+                mean, log_std = agent.policy.distribution(pair_states.expand(T, *pair_states.shape))
+                var_i, var_j = (2 * log_std[i]).exp(), (2 * log_std[j]).exp()
+                kl = log_std[i] - log_std[j] + (var_j + (mean[j] - mean[i]) ** 2) / (2 * var_i) - 0.5
+                expected[i] += beta[i, j] * kl.mean()
+        torch.testing.assert_close(agent._kl_penalty(states), expected, rtol=1e-5, atol=1e-6)
+    assert kl_states == "all" or not torch.allclose(expected, make_agent(kl_coeff=coeff)._kl_penalty(states))
 
 
 def test_state_dict_round_trip_continues_identically() -> None:

@@ -152,3 +152,15 @@ def test_wandb_logging_continues_the_same_run_on_resume(tmp_path: Path, monkeypa
     assert inits[1]["resume"] == "allow"
     assert [step for step, _ in logged] == [0, 1]
     assert (tmp_path / "wandb_run_id.txt").read_text() == "abc123"
+
+
+@pytest.mark.parametrize(("method", "per_task"), [("mtsac", 250_000), ("dnc_sac", 1_000_000)])
+def test_config_json_states_the_replay_capacity(method: str, per_task: int, tmp_path: Path) -> None:
+    """Without --replay_buffer_size: the original's one 1e6 buffer split over 4 tasks (sac family), or 1e6
+    per task (DnC family); config.json says so."""
+    flags = tiny_flags(4, 20)
+    at = flags.index("--replay_buffer_size")
+    del flags[at : at + 2]
+    train(method, TOY, tmp_path, *flags, "--n_epochs", "1", *ARCH_FLAGS.get(method, []))
+    resolved = json.loads((tmp_path / "config.json").read_text())["resolved"]
+    assert (resolved["replay_per_task"], resolved["replay_total"]) == (per_task, 4 * per_task)

@@ -49,6 +49,9 @@ class MultiTaskSpec:
     min_reward: float
     make_task_env: Callable[[int, int, bool], TaskEnv]
     extra_info_keys: tuple[str, ...] = field(default_factory=tuple)  # numeric infos averaged per episode
+    # The info key that holds the original code's per-step `success`: the paper's SuccessRate is the
+    # fraction of episodes with any step where it was true (logged as */paper_success)
+    paper_success_key: str = "success"
 
     @property
     def num_tasks(self) -> int:

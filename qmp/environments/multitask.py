@@ -31,6 +31,7 @@ class Episode:
     terminated: bool
     extras: dict[str, float]
     unstable: bool = False  # ended because the simulator went unstable (info["unstable"])
+    paper_success: bool = False  # any step where the original's per-step success held (spec.paper_success_key)
 
 
 @dataclass
@@ -76,6 +77,7 @@ class MultiTaskEnv:
         self.elapsed = np.zeros(t, np.int64)
         self.ep_return = np.zeros(t, np.float64)
         self.ep_success = np.zeros(t, bool)
+        self.ep_paper_success = np.zeros(t, bool)
         self.ep_stages = np.zeros(t, np.float64)
         self.ep_extras = np.zeros((t, len(self.spec.extra_info_keys)), np.float64)
 
@@ -98,6 +100,7 @@ class MultiTaskEnv:
             self.elapsed[i] = 0
             self.ep_return[i] = 0.0
             self.ep_success[i] = False
+            self.ep_paper_success[i] = False
             self.ep_stages[i] = 0.0
             self.ep_extras[i] = 0.0
         return self.obs.copy()
@@ -111,6 +114,7 @@ class MultiTaskEnv:
         truncated = np.zeros(t, bool)
         episodes: list[Episode] = []
         keys = self.spec.extra_info_keys
+        paper_key = self.spec.paper_success_key
         for i, env in enumerate(self.envs):
             if active is not None and not active[i]:
                 continue
@@ -122,6 +126,7 @@ class MultiTaskEnv:
             truncated[i] = not terminated[i] and self.elapsed[i] >= self.max_episode_steps
             self.ep_return[i] += r
             self.ep_success[i] |= bool(info.get("success", False))
+            self.ep_paper_success[i] |= bool(info.get(paper_key, False))
             self.ep_stages[i] = float(info.get("stages_completed", 0.0))
             for k, key in enumerate(keys):
                 self.ep_extras[i, k] += float(info.get(key, 0.0))
@@ -133,7 +138,8 @@ class MultiTaskEnv:
     def _finish(self, i: int, terminated: bool, unstable: bool) -> Episode:
         length = int(self.elapsed[i])
         extras = {key: float(self.ep_extras[i, k] / max(length, 1)) for k, key in enumerate(self.spec.extra_info_keys)}
-        return Episode(i, float(self.ep_return[i]), length, bool(self.ep_success[i]), float(self.ep_stages[i]), terminated, extras, unstable)
+        return Episode(i, float(self.ep_return[i]), length, bool(self.ep_success[i]), float(self.ep_stages[i]), terminated,
+                       extras, unstable, bool(self.ep_paper_success[i]))
 
     def get_state(self) -> dict[str, Any]:
         """Everything needed to continue the current episodes exactly (see base.TaskEnv)."""
@@ -144,6 +150,7 @@ class MultiTaskEnv:
             "elapsed": self.elapsed.copy(),
             "ep_return": self.ep_return.copy(),
             "ep_success": self.ep_success.copy(),
+            "ep_paper_success": self.ep_paper_success.copy(),
             "ep_stages": self.ep_stages.copy(),
             "ep_extras": self.ep_extras.copy(),
         }
@@ -153,7 +160,7 @@ class MultiTaskEnv:
             env.set_state(env_state)
         self.obs = state["obs"].copy()
         self._seeded = state["seeded"]
-        for key in ("elapsed", "ep_return", "ep_success", "ep_stages", "ep_extras"):
+        for key in ("elapsed", "ep_return", "ep_success", "ep_paper_success", "ep_stages", "ep_extras"):
             setattr(self, key, state[key].copy())
 
     def close(self) -> None:

@@ -171,25 +171,34 @@ class TaskNet(nn.Module):
 
 
 class TanhGaussianPolicy(nn.Module):
-    """Per-task tanh-squashed Gaussian policies: obs (T, B, obs_dim) -> actions (T, B, A) in [-1, 1]."""
+    """Per-task tanh-squashed Gaussian policies: obs (T, B, obs_dim) -> actions (T, B, A) in [-1, 1].
 
-    def __init__(self, arch: str, num_tasks: int, obs_dim: int, act_dim: int, hidden_sizes: list[int], include_task_id: bool) -> None:
+    `double_tanh` reproduces the original's multihead policy, whose Gaussian was centred on the already
+    squashed tanh(mu): its samples were tanh(tanh(mu) + sigma * eps), with the log-probability of that
+    distribution, while its deterministic action stayed tanh(mu)."""
+
+    def __init__(self, arch: str, num_tasks: int, obs_dim: int, act_dim: int, hidden_sizes: list[int], include_task_id: bool,
+                 double_tanh: bool = False) -> None:
         super().__init__()
         self.net = TaskNet(arch, num_tasks, obs_dim, hidden_sizes, 2 * act_dim, include_task_id=include_task_id)
+        self.double_tanh = double_tanh
 
     def distribution(self, obs: Tensor, tasks: slice | None = None) -> tuple[Tensor, Tensor]:
         """Pre-tanh mean and log-std, each (T, B, A)."""
         mean, log_std = self.net(obs, tasks)[0].chunk(2, dim=-1)
         return mean, log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
 
-    def act(self, obs: Tensor, deterministic: bool = False) -> tuple[Tensor, Tensor]:
+    def act(self, obs: Tensor, deterministic: bool = False, single_tanh: bool = False) -> tuple[Tensor, Tensor]:
         """(executed action, mean action tanh(mu)), each (T, B, A), without the log-probability that
-        acting never needs (a quarter of the ops of a behaviour step). Draws the same noise as forward."""
+        acting never needs (a quarter of the ops of a behaviour step). Draws the same noise as forward.
+        `single_tanh` samples tanh(mu + sigma * eps) even with `double_tanh` (the original's Q-switch
+        drew its candidates that way)."""
         mean, log_std = self.distribution(obs)
         mean_action = torch.tanh(mean)
         if deterministic:
             return mean_action, mean_action
-        return torch.tanh(mean + log_std.exp() * torch.randn_like(mean)), mean_action
+        centre = mean_action if self.double_tanh and not single_tanh else mean
+        return torch.tanh(centre + log_std.exp() * torch.randn_like(mean)), mean_action
 
     def forward(self, obs: Tensor, noise: Tensor | None = None, tasks: slice | None = None) -> tuple[Tensor, Tensor]:
         """The training sample: (action (T, B, A), log_prob (T, B)), reparameterised. `noise` (T, B, A):
@@ -197,7 +206,8 @@ class TanhGaussianPolicy(nn.Module):
         mean, log_std = self.distribution(obs, tasks)
         if noise is None:
             noise = torch.randn_like(mean)
-        action = torch.tanh(mean + log_std.exp() * noise)
+        centre = torch.tanh(mean) if self.double_tanh else mean
+        action = torch.tanh(centre + log_std.exp() * noise)
         gauss = (-0.5 * noise.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
         log_prob = gauss - torch.log(1.0 - action.pow(2) + 1e-6).sum(-1)
         return action, log_prob

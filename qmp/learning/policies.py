@@ -77,7 +77,7 @@ class QSwitchMixture:
         t = self.num_tasks
         self.choice = self.choice.to(obs.device)
         proposals = obs.unsqueeze(0).expand(t, t, obs.shape[-1])  # row j: every task's state for pi_j
-        sample, mean = self.policy.act(proposals, deterministic)  # (T_j, T_i, A)
+        sample, mean = self.policy.act(proposals, deterministic, single_tanh=True)  # (T_j, T_i, A)
         if elapsed is None or self.sampling_freq == 1:  # decided on the host: no device sync per step
             reselect: np.ndarray | None = None
         else:

@@ -26,6 +26,7 @@ class SACConfig:
     alpha_loss: str = "log"  # "log": -log(a)(logp + H) (DnC family); "exp": -a(logp + H) (SAC/MTSAC)
     shared_alpha: bool = False  # `sac`: one temperature for all tasks
     kl_coeff: list[float] = field(default_factory=lambda: [0.0])  # DnC: one value or T*T values
+    kl_states: str = "all"  # DnC: which buffers' states pair (i, j) is scored on (KL_STATE_TYPES)
     max_update_rows: int = 8192  # tasks x batch per chunk of a gradient step (0: never split)
 
 
@@ -52,6 +53,33 @@ def kl_matrix(coeff: list[float], num_tasks: int, device: torch.device) -> Tenso
     return beta * (1.0 - torch.eye(num_tasks, device=device))
 
 
+KL_STATE_TYPES = ("all", "j", "i+j")  # the original's --sampling_type values that ran ("i" crashed there)
+
+
+def kl_states_per_task(kl_states: str, batch_size: int, num_tasks: int) -> int:
+    """States drawn from EACH task buffer for the DnC KL term, as the original sized them: all -> B/T
+    (pooled: B in total), j -> B, i+j -> B/2."""
+    sizes = {"all": batch_size // num_tasks, "j": batch_size, "i+j": batch_size // 2}
+    if kl_states not in sizes:
+        raise ValueError(f"unknown KL state type {kl_states!r}; valid: {', '.join(KL_STATE_TYPES)}")
+    return max(1, sizes[kl_states])
+
+
+def kl_sources(kl_states: str, num_tasks: int, device: torch.device) -> Tensor:
+    """(T_i, T_j, m): the buffers whose states score KL(pi_j || pi_i): every buffer (all), buffer j (j),
+    or buffers i and j (i+j), each contributing equally many states."""
+    t = num_tasks
+    i = torch.arange(t, device=device).view(t, 1, 1).expand(t, t, 1)
+    j = torch.arange(t, device=device).view(1, t, 1).expand(t, t, 1)
+    if kl_states == "all":
+        return torch.arange(t, device=device).view(1, 1, t).expand(t, t, t)
+    if kl_states == "j":
+        return j
+    if kl_states == "i+j":
+        return torch.cat([i, j], dim=-1)
+    raise ValueError(f"unknown KL state type {kl_states!r}; valid: {', '.join(KL_STATE_TYPES)}")
+
+
 class MultiTaskSAC:
     """Owns the per-task policies, critics, targets, temperatures and their optimisers."""
 
@@ -69,6 +97,7 @@ class MultiTaskSAC:
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.lr, **fused)
         self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.lr, **fused)
         self.kl_beta = kl_matrix(cfg.kl_coeff, num_tasks, device)
+        self.kl_sources = kl_sources(cfg.kl_states, num_tasks, device)
         self._critic_params = list(self.critic.parameters())
         self._target_params = list(self.critic_target.parameters())
 
@@ -78,8 +107,8 @@ class MultiTaskSAC:
         return self.policy.act(obs, deterministic)[0]
 
     def update(self, batch: Batch, weights: Tensor | None = None, kl_obs: Tensor | None = None) -> dict[str, Tensor]:
-        """One gradient step for every task. `weights` (T, B) masks rows (UDS); `kl_obs` (S, O) are
-        the states of the DnC KL penalty. Returns detached per-task metrics, each (T,).
+        """One gradient step for every task. `weights` (T, B) masks rows (UDS); `kl_obs` (T, n, O) are the
+        states of the DnC KL penalty, n from each task buffer. Returns detached per-task metrics, each (T,).
 
         Large batches of separate networks run in task chunks (`max_update_rows`): the gradients of
         the chunks add up to the same step, and each chunk's activations stay in the CPU cache."""
@@ -167,13 +196,18 @@ class MultiTaskSAC:
         return policy_losses.detach(), logp.detach()
 
     def _kl_penalty(self, states: Tensor) -> Tensor:
-        """Per task i: sum_j beta_ij * mean KL(pi_j || pi_i) over states, pi_j held fixed (T,)."""
-        t = self.num_tasks
-        mean, log_std = self.policy.distribution(states.unsqueeze(0).expand(t, *states.shape))
-        mu_i, ls_i = mean.unsqueeze(1), log_std.unsqueeze(1)  # (T_i, 1, S, A)
-        mu_j, ls_j = mean.detach().unsqueeze(0), log_std.detach().unsqueeze(0)  # (1, T_j, S, A)
+        """Per task i: sum_j beta_ij * mean KL(pi_j || pi_i) over the states of pair (i, j)'s buffers
+        (`kl_sources`), pi_j held fixed; states (T_k, n, O) holds n states of every buffer k. (T,)"""
+        t, n = self.num_tasks, states.shape[1]
+        pooled = states.reshape(1, t * n, states.shape[-1]).expand(t, t * n, states.shape[-1])
+        mean, log_std = (x.view(t, t, n, -1) for x in self.policy.distribution(pooled))  # (T_policy, T_k, n, A)
+        src = self.kl_sources  # (T_i, T_j, m)
+        rows_i = torch.arange(t, device=src.device).view(t, 1, 1)
+        rows_j = torch.arange(t, device=src.device).view(1, t, 1)
+        mu_i, ls_i = mean[rows_i, src], log_std[rows_i, src]  # (T_i, T_j, m, n, A)
+        mu_j, ls_j = mean.detach()[rows_j, src], log_std.detach()[rows_j, src]
         kl = ls_i - ls_j + ((2 * ls_j).exp() + (mu_j - mu_i).pow(2)) / (2 * (2 * ls_i).exp()) - 0.5
-        return (self.kl_beta * kl.mean(-1).mean(-1)).sum(-1)
+        return (self.kl_beta * kl.mean(dim=(-1, -2, -3))).sum(-1)
 
     def state_dict(self) -> dict:
         return {
