@@ -8,22 +8,26 @@ import struct
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
-from qmp import plot
+from qmp import plot, results
+from tests.test_results import JACO, MAZE, dnc_evals, write_paper_run
 
 ENV = "ToyEnv-v0"
 TASKS = ["reach", "push"]
-COLUMNS = ["epoch", "env_steps", "eval/success", "eval/stages_completed", "eval/reach/success", "eval_mixture/success", "train/qf_loss"]
+COLUMNS = ["epoch", "env_steps", "eval/success", "eval/stages_completed", "eval/reach/success", "eval_mixture/success",
+           "train/qf_loss"]
 
 
 def write_run(run_dir: Path, method: str, seed: int, rows: list[dict[str, float | str]], name: str = "None",
               selection: list[list[list[int]]] | None = None) -> Path:
     """A run directory as qmp/experiments.py leaves it; missing keys of a row become empty cells."""
     run_dir.mkdir(parents=True)
-    config = {"env": ENV, "method": method, "name": name, "seed": seed, "resolved": {"task_names": TASKS, "num_tasks": len(TASKS)}}
+    config = {"env": ENV, "method": method, "name": name, "seed": seed,
+              "resolved": {"task_names": TASKS, "num_tasks": len(TASKS)}}
     (run_dir / "config.json").write_text(json.dumps(config))
     with open(run_dir / "progress.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, COLUMNS, restval="")
@@ -32,7 +36,8 @@ def write_run(run_dir: Path, method: str, seed: int, rows: list[dict[str, float 
     if selection is not None:
         with open(run_dir / "qswitch_selection.jsonl", "w") as f:
             for epoch, counts in enumerate(selection):
-                f.write(json.dumps({"epoch": epoch, "env_steps": 100 * (epoch + 1), "tasks": TASKS, "counts": counts}) + "\n")
+                record = {"epoch": epoch, "env_steps": 100 * (epoch + 1), "tasks": TASKS, "counts": counts}
+                f.write(json.dumps(record) + "\n")
     return run_dir
 
 
@@ -40,7 +45,8 @@ def epochs(n: int, evals: dict[int, tuple[float, float]]) -> list[dict[str, floa
     """n epochs of 100 env steps; eval columns only on the epochs in `evals` (epoch -> success, stages)."""
     rows: list[dict[str, float | str]] = []
     for epoch in range(n):
-        row: dict[str, float | str] = {"epoch": epoch, "env_steps": 100 * (epoch + 1), "train/qf_loss": 1.0 / (epoch + 1)}
+        row: dict[str, float | str] = {"epoch": epoch, "env_steps": 100 * (epoch + 1),
+                                       "train/qf_loss": 1.0 / (epoch + 1)}
         if epoch in evals:
             success, stages = evals[epoch]
             row.update({"eval/success": success, "eval/stages_completed": stages, "eval/reach/success": success})
@@ -59,7 +65,8 @@ def root(tmp_path: Path) -> Path:
     # seed 0 evaluates at 100, 300, 500, 600 env steps; seed 1 at 100, 300, 400
     write_run(base / ENV / "qmp_dnc" / "None" / "seed0", "qmp_dnc", 0,
               epochs(6, {0: (0.0, 1.0), 2: (0.2, 2.0), 4: (0.6, 2.0), 5: (0.8, 3.0)}), selection=SELECTION)
-    write_run(base / ENV / "qmp_dnc" / "None" / "seed1", "qmp_dnc", 1, epochs(4, {0: (0.2, 0.0), 2: (0.4, 1.0), 3: (0.6, 1.0)}))
+    write_run(base / ENV / "qmp_dnc" / "None" / "seed1", "qmp_dnc", 1,
+              epochs(4, {0: (0.2, 0.0), 2: (0.4, 1.0), 3: (0.6, 1.0)}))
     dnc = epochs(3, {0: (0.1, 0.0), 2: (0.3, 0.0)})
     for row in dnc:
         row.pop("eval/stages_completed", None)
@@ -82,7 +89,7 @@ def png_size(path: Path) -> tuple[int, int]:
 
 
 def test_grouping_skips_empty_runs_and_orders_like_the_paper(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    groups = plot.group_runs(plot.load_runs([root]))
+    groups = results.group_runs(results.load_runs([root]))
     assert "has no epochs yet" in capsys.readouterr().err
     assert [(k.method, k.name, [r.seed for r in runs]) for k, runs in groups.items()] == [
         ("dnc_sac", "None", [0]), ("qmp_dnc", "None", [0, 1]), ("qmp_dnc", "big", [0])]
@@ -92,7 +99,7 @@ def test_grouping_skips_empty_runs_and_orders_like_the_paper(root: Path, capsys:
 
 
 def test_series_skips_empty_eval_cells(root: Path) -> None:
-    run = plot.load_run(root / ENV / "qmp_dnc" / "None" / "seed0")
+    run = results.load_run(root / ENV / "qmp_dnc" / "None" / "seed0")
     x, y = run.series("eval/success", "env_steps")
     np.testing.assert_array_equal(x, [100, 300, 500, 600])
     np.testing.assert_array_equal(y, [0.0, 0.2, 0.6, 0.8])
@@ -101,9 +108,9 @@ def test_series_skips_empty_eval_cells(root: Path) -> None:
 
 
 def test_seeds_are_interpolated_onto_their_common_range(root: Path) -> None:
-    runs = plot.group_runs(plot.load_runs([root]))
+    runs = results.group_runs(results.load_runs([root]))
     qmp_key = next(k for k in runs if k.method == "qmp_dnc" and k.name == "None")
-    curve = plot.group_curve(runs[qmp_key], "eval/success", "env_steps", window=1)
+    curve = results.group_curve(runs[qmp_key], "eval/success", "env_steps", window=1)
     assert curve is not None and curve.seeds == 2 and curve.cut
     # seed 1 ends at 400, where seed 0 is interpolated between 0.2 (300) and 0.6 (500)
     np.testing.assert_allclose(curve.x, [100, 300, 400])
@@ -111,54 +118,55 @@ def test_seeds_are_interpolated_onto_their_common_range(root: Path) -> None:
     np.testing.assert_allclose(curve.low, [0.0, 0.2, 0.4])
     np.testing.assert_allclose(curve.high, [0.2, 0.4, 0.6])
     np.testing.assert_allclose(curve.std, [0.1, 0.1, 0.1])
-    assert plot.group_curve(runs[qmp_key], "eval_mixture/success", "env_steps", window=1) is None
+    assert results.group_curve(runs[qmp_key], "eval_mixture/success", "env_steps", window=1) is None
 
 
 def test_smoothing_is_a_trailing_average() -> None:
-    np.testing.assert_allclose(plot.smooth(np.array([0.0, 1.0, 2.0, 4.0]), 2), [0.0, 0.5, 1.5, 3.0])
-    np.testing.assert_allclose(plot.smooth(np.array([0.0, 3.0, 6.0]), 5), [0.0, 1.5, 3.0])
+    np.testing.assert_allclose(results.smooth(np.array([0.0, 1.0, 2.0, 4.0]), 2), [0.0, 0.5, 1.5, 3.0])
+    np.testing.assert_allclose(results.smooth(np.array([0.0, 3.0, 6.0]), 5), [0.0, 1.5, 3.0])
 
 
 def test_aggregate_without_overlap_is_empty() -> None:
     early = (np.array([1.0, 2.0]), np.array([0.0, 0.0]))
     late = (np.array([3.0, 4.0]), np.array([1.0, 1.0]))
-    assert plot.aggregate([early, late]) is None
-    assert plot.aggregate([]) is None
+    assert results.aggregate([early, late]) is None
+    assert results.aggregate([]) is None
 
 
 def test_table_numbers(root: Path) -> None:
-    groups = plot.group_runs(plot.load_runs([root]))
-    table = plot.format_table(groups, ["eval/success", "eval/stages_completed"])
+    groups = results.group_runs(results.load_runs([root]))
+    table = results.format_table(groups, ["eval/success", "eval/stages_completed"])
     rows = {line.split(" | ")[0].lstrip("| "): line for line in table.splitlines() if "`" in line}
     # seed 0: mean(0.2, 0.6, 0.8) = 0.533; seed 1: mean(0.2, 0.4, 0.6) = 0.4 -> 0.467 +- 0.067 (ddof=0)
     # stages: 7/3 and 2/3 -> 1.5 +- 0.833
-    assert rows["Separated + QMP (`qmp_dnc`)"] == "| Separated + QMP (`qmp_dnc`) | 2 | 400–600 | 0.47 ± 0.07 | 1.50 ± 0.83 |"
+    assert rows["Separated + QMP (`qmp_dnc`)"] == (
+        "| Separated + QMP (`qmp_dnc`) | 2 | 400–600 | 0.47 ± 0.07 | 1.50 ± 0.83 |")
     assert rows["Separated (`dnc_sac`)"].endswith("| 1 | 300 | 0.20 ± 0.00 | — |")
     assert rows["Separated + QMP [big] (`qmp_dnc`)"].endswith("| 1 | 200 | 1.00 ± 0.00 | 3.00 ± 0.00 |")
     assert table.startswith(f"### {ENV}\n")
     run = groups[next(k for k in groups if k.method == "qmp_dnc" and k.name == "None")][0]
-    assert plot.final_value(run, "eval/success") == pytest.approx((0.2 + 0.6 + 0.8) / 3)
+    assert results.final_value(run, "eval/success") == pytest.approx((0.2 + 0.6 + 0.8) / 3)
 
 
 def test_a_row_still_being_appended_is_ignored(root: Path) -> None:
     run_dir = root / ENV / "qmp_dnc" / "None" / "seed1"
     with open(run_dir / "progress.csv", "a") as f:
         f.write("4,5")  # epoch 4, env_steps cut from 500 to "5"
-    run = plot.load_run(run_dir)
+    run = results.load_run(run_dir)
     assert len(run.rows) == 4 and run.last_value("env_steps") == 400
 
 
 def test_default_metrics_add_stages_only_when_some_run_has_them(root: Path, tmp_path: Path) -> None:
-    assert plot.default_metrics(plot.load_runs([root])) == ["eval/success", "eval/stages_completed"]
+    assert results.default_metrics(results.load_runs([root])) == ["eval/success", "eval/stages_completed"]
     flat = write_run(tmp_path / "flat", "dnc_sac", 0, epochs(2, {0: (0.5, 0.0), 1: (0.5, 0.0)}))
-    assert plot.default_metrics(plot.load_runs([flat])) == ["eval/success"]
+    assert results.default_metrics(results.load_runs([flat])) == ["eval/success"]
 
 
 def test_selection_fractions_and_own_policy_share() -> None:
     records = [{"epoch": e, "env_steps": 100 * (e + 1), "tasks": TASKS, "counts": c} for e, c in enumerate(SELECTION)]
     # last 2 epochs: task 0 row = [8, 12] -> [0.4, 0.6]; task 1 row = [1, 9] -> [0.1, 0.9]
-    np.testing.assert_allclose(plot.selection_fractions(records, 2), [[0.4, 0.6], [0.1, 0.9]])
-    steps, own = plot.own_policy_fractions(records)
+    np.testing.assert_allclose(results.selection_fractions(records, 2), [[0.4, 0.6], [0.1, 0.9]])
+    steps, own = results.own_policy_fractions(records)
     np.testing.assert_array_equal(steps, [100, 200, 300])
     np.testing.assert_allclose(own, [[1.0, 1.0], [0.6, 0.9], [0.2, np.nan]])
 
@@ -181,7 +189,7 @@ def test_cli_heatmap(root: Path, tmp_path: Path) -> None:
     run_dir = root / ENV / "qmp_dnc" / "None" / "seed0"
     with open(run_dir / "qswitch_selection.jsonl", "a") as f:
         f.write('{"epoch": 3, "env_')  # a record still being written is skipped
-    assert len(plot.load_selection(run_dir)) == 3
+    assert len(results.load_selection(run_dir)) == 3
     out = tmp_path / "heatmap.png"
     assert plot.main(["--heatmap", str(run_dir), "--out", str(out), "--last", "2", "--smooth", "2"]) == 0
     png_size(out)
@@ -189,7 +197,7 @@ def test_cli_heatmap(root: Path, tmp_path: Path) -> None:
 
 def test_file_names_match_the_training_loop() -> None:
     source = (Path(__file__).resolve().parents[1] / "qmp" / "experiments.py").read_text()
-    assert f'QSWITCH_LOG = "{plot.QSWITCH_LOG}"' in source  # plot.py does not import it, to stay torch-free
+    assert f'QSWITCH_LOG = "{results.QSWITCH_LOG}"' in source  # results.py does not import it, to stay torch-free
 
 
 @pytest.mark.parametrize(("argv", "message"), [
@@ -201,6 +209,11 @@ def test_file_names_match_the_training_loop() -> None:
     (["{root}/missing", "--table"], "does not exist"),
     (["--heatmap", "{root}/ToyEnv-v0/dnc_sac/None/seed0", "--out", "{empty}/h.png"], "only QMP methods"),
     (["--heatmap", "{root}/ToyEnv-v0/qmp_dnc/None/seed0"], "needs --out"),
+    (["{root}", "--table", "--paper"], "'eval/paper_success' is in no progress.csv; columns starting with 'eval/'"),
+    (["{root}", "--table", "--at", "500000"], "go with --paper"),
+    (["{root}", "--table", "--prefix", "eval"], "go with --paper"),
+    (["{root}", "--paper", "--out", "{empty}/p.png", "--at", "5e5"], "add --table"),
+    (["{root}", "--paper", "--out", "{empty}/p.png", "--metric", "eval/success"], "not --metric"),
 ])
 def test_errors_are_one_line_with_exit_2(root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                         argv: list[str], message: str) -> None:
@@ -212,7 +225,98 @@ def test_errors_are_one_line_with_exit_2(root: Path, tmp_path: Path, capsys: pyt
 
 
 def test_module_entry_point_exits_2(tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "qmp.plot", str(tmp_path), "--table"], capture_output=True, text=True,
-                            cwd=Path(__file__).resolve().parents[1], timeout=60)
+    result = subprocess.run([sys.executable, "-m", "qmp.plot", str(tmp_path), "--table"], capture_output=True,
+                            text=True, cwd=Path(__file__).resolve().parents[1], timeout=60)
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "no run directory" in result.stderr
+
+
+# ---------------------------------------------------------------------------------------------- paper layout
+
+
+@pytest.fixture
+def paper_root(tmp_path: Path) -> Path:
+    """Multistage Reacher: dnc_sac and qmp_dnc (with a mixture), 2 seeds each, to 600k env steps; Maze: two
+    qmp_sac runs of different names, so their labels carry the name."""
+    base = tmp_path / "paper"
+    for seed in (0, 1):
+        write_paper_run(base / f"dnc{seed}", JACO, "dnc_sac", seed, 6, dnc_evals([0.2, 0.4]))
+        write_paper_run(base / f"qmp{seed}", JACO, "qmp_dnc", seed, 6, {e: [0.9, 1.0] for e in range(6)},
+                        mixture={e: [1.0, 1.0] for e in range(6)})
+    for name in ("None", "big"):
+        write_paper_run(base / f"maze_{name}", MAZE, "qmp_sac", 0, 4, {e: [0.5, 0.7] for e in range(4)}, name=name)
+    return base
+
+
+def labelled_lines(ax: Any) -> dict[str, Any]:
+    return {line.get_label(): line for line in ax.get_lines() if not line.get_label().startswith("_")}
+
+
+def paper_markers(ax: Any) -> list[tuple[float, float, str]]:
+    return sorted((float(line.get_xdata()[0]), float(line.get_ydata()[0]), line.get_color())
+                  for line in ax.get_lines() if line.get_marker() == "x")
+
+
+def test_paper_layout_one_panel_per_env_with_the_papers_values(paper_root: Path, tmp_path: Path) -> None:
+    groups = results.group_runs(results.load_runs([paper_root]))
+    out = tmp_path / "paper.png"
+    fig = plot.plot_paper(groups, out, prefixes=("eval", "eval_mixture"), reps=200)
+    png_size(out)
+    assert [ax.get_title() for ax in fig.axes] == [JACO, MAZE]
+    jaco, maze = fig.axes
+    lines = labelled_lines(jaco)
+    assert sorted(lines) == ["Separated + QMP, mixture (n=2)", "Separated + QMP, own policy (n=2)",
+                             "Separated, own policy (n=2)"]  # dnc_sac has no mixture
+    separated = lines["Separated, own policy (n=2)"]
+    qmp_own, qmp_mix = lines["Separated + QMP, own policy (n=2)"], lines["Separated + QMP, mixture (n=2)"]
+    np.testing.assert_allclose(separated.get_xdata(), [1e5, 2e5, 4e5, 5e5, 6e5])
+    np.testing.assert_allclose(separated.get_ydata(), [0.0, 0.3, 0.7, 0.7, 0.7])  # IQM over seeds x tasks
+    np.testing.assert_allclose(qmp_own.get_ydata(), np.full(6, 0.95))
+    assert qmp_mix.get_linestyle() == "--" and qmp_own.get_linestyle() == "-"
+    assert qmp_mix.get_color() == qmp_own.get_color() != separated.get_color()
+    assert len(jaco.collections) == 3  # one band per curve
+    # the paper's values where it has them for the methods drawn, in the method's colour
+    assert paper_markers(jaco) == sorted([(5e5, 0.65, separated.get_color()), (2e6, 0.80, separated.get_color()),
+                                          (5e5, 0.97, qmp_own.get_color())])
+    assert "paper (read off its figure)" in [t.get_text() for t in jaco.get_legend().get_texts()]
+    # two names of one method: the name is added; the paper's marker is drawn once
+    assert sorted(labelled_lines(maze)) == ["Parameters + QMP [big], own policy (n=1)",
+                                            "Parameters + QMP, own policy (n=1)"]
+    assert [(x, y) for x, y, _ in paper_markers(maze)] == [(4e6, 1.0)]
+    assert jaco.get_ylim() == pytest.approx((-0.03, 1.03))
+
+
+def test_paper_layout_one_prefix_and_unused_panels_removed(paper_root: Path, tmp_path: Path) -> None:
+    for env in ("A-v0", "B-v0"):
+        write_paper_run(paper_root / env, env, "mtsac", 0, 2, {0: [0.1, 0.2], 1: [0.3, 0.4]})
+    groups = results.group_runs(results.load_runs([paper_root]))
+    fig = plot.plot_paper(groups, tmp_path / "four.png", reps=50)
+    assert [ax.get_title() for ax in fig.axes] == ["A-v0", "B-v0", JACO, MAZE]  # 2 x 3 grid, 2 panels removed
+    assert sorted(labelled_lines(fig.axes[2])) == ["Separated (n=2)", "Separated + QMP (n=2)"]
+    assert paper_markers(fig.axes[0]) == [] and fig.axes[0].get_legend().get_texts()[0].get_text() == (
+        "Parameters (MTSAC) (n=1)")
+    # another score: no paper markers (the paper's values are paper_success)
+    fig = plot.plot_paper(groups, tmp_path / "strict.png", score="success", reps=50)
+    assert all(paper_markers(ax) == [] for ax in fig.axes)
+    np.testing.assert_allclose(labelled_lines(fig.axes[2])["Separated (n=2)"].get_ydata()[-1], 0.35)
+
+
+def test_cli_paper_figure_and_table(paper_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "paper.png"
+    argv = [str(paper_root), "--paper", "--out", str(out), "--prefix", "eval", "eval_mixture", "--reps", "100",
+            "--table", "--at", "500k", "2M"]
+    assert plot.main(argv) == 0
+    width, height = png_size(out)
+    assert width > height  # two panels side by side
+    table = capsys.readouterr().out
+    assert "| method | seeds | env steps | own @500k | mixture @500k | paper @500k | own @2M |" in table
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in table.splitlines() if "`" in line}
+    assert rows["Separated (`dnc_sac`)"].startswith(
+        "| Separated (`dnc_sac`) | 2 | 600,000 | 0.70 [0.70, 0.70] | — | ~0.65 | — | — | ~0.80 |")
+    assert rows["Separated + QMP (`qmp_dnc`)"].startswith(
+        "| Separated + QMP (`qmp_dnc`) | 2 | 600,000 | 0.95 [0.95, 0.95] | 1.00 [1.00, 1.00] | ~0.97 | — | — | — |")
+    # Maze: the two names of qmp_sac are two rows; the paper has nothing at 500k or 2M there
+    assert rows["Parameters + QMP (`qmp_sac`)"].startswith(
+        "| Parameters + QMP (`qmp_sac`) | 1 | 400,000 | — | — | — |")
+    assert rows["Parameters + QMP [big] (`qmp_sac`)"].startswith(
+        "| Parameters + QMP [big] (`qmp_sac`) | 1 | 400,000 |")

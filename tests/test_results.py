@@ -1,0 +1,271 @@
+"""qmp.results on hand-made scores and run directories whose answers are worked out by hand: IQM, the stratified
+bootstrap, per-task score matrices, IQM curves, the paper's values and the paper-comparison table."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qmp import results
+from qmp.methods import METHODS
+
+JACO = "JacoReachMT5-v1"
+MAZE = "MazeLarge-10-v0"
+TASKS = ["t0", "t1"]
+STEP = 100_000  # env steps per epoch of the synthetic runs
+
+
+def write_paper_run(run_dir: Path, env: str, method: str, seed: int, n_epochs: int, own: dict[int, list[float]],
+                    mixture: dict[int, list[float]] | None = None, name: str = "None", torn: str = "") -> Path:
+    """A run directory with per-task columns: epoch e is at env steps STEP * (e + 1) and evaluates only if it is
+    in `own` (epoch -> per-task paper_success v). Strict success is v / 2 and stages 3 v. `torn` is appended
+    without a newline, like a row a running job is still writing."""
+    run_dir.mkdir(parents=True)
+    config = {"env": env, "method": method, "name": name, "seed": seed,
+              "resolved": {"task_names": TASKS, "num_tasks": len(TASKS)}}
+    (run_dir / "config.json").write_text(json.dumps(config))
+    columns = ["epoch", "env_steps", "eval/success", "eval/paper_success", "eval/stages_completed"]
+    columns += [f"eval/{t}/{m}" for t in TASKS for m in ("success", "paper_success", "stages_completed")]
+    columns += ["eval_mixture/paper_success"] + [f"eval_mixture/{t}/paper_success" for t in TASKS] + ["train/qf_loss"]
+    rows = []
+    for epoch in range(n_epochs):
+        row: dict[str, float] = {"epoch": epoch, "env_steps": STEP * (epoch + 1), "train/qf_loss": 1.0}
+        if epoch in own:
+            values = own[epoch]
+            row.update({"eval/success": np.mean(values) / 2, "eval/paper_success": np.mean(values),
+                        "eval/stages_completed": 3 * np.mean(values)})
+            for task, v in zip(TASKS, values, strict=True):
+                row.update({f"eval/{task}/success": v / 2, f"eval/{task}/paper_success": v,
+                            f"eval/{task}/stages_completed": 3 * v})
+        if mixture and epoch in mixture:
+            row["eval_mixture/paper_success"] = np.mean(mixture[epoch])
+            row.update({f"eval_mixture/{task}/paper_success": v for task, v in zip(TASKS, mixture[epoch], strict=True)})
+        rows.append(row)
+    with open(run_dir / "progress.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, columns, restval="")
+        writer.writeheader()
+        writer.writerows(rows)
+        f.write(torn)
+    return run_dir
+
+
+def dnc_evals(epoch1: list[float]) -> dict[int, list[float]]:
+    """6 epochs, no evaluation at epoch 2, [0.6, 0.8] from epoch 3 on."""
+    return {0: [0.0, 0.0], 1: epoch1, 3: [0.6, 0.8], 4: [0.6, 0.8], 5: [0.6, 0.8]}
+
+
+@pytest.fixture
+def paper_root(tmp_path: Path) -> Path:
+    """Multistage Reacher: dnc_sac, 2 seeds to 600k (seed 1 with a torn 700k row); qmp_dnc, 2 seeds to 300k with
+    a mixture, plus a seed that has not evaluated yet."""
+    base = tmp_path / "runs"
+    write_paper_run(base / "dnc0", JACO, "dnc_sac", 0, 6, dnc_evals([0.2, 0.4]))
+    write_paper_run(base / "dnc1", JACO, "dnc_sac", 1, 6, dnc_evals([0.4, 0.2]), torn="6,700000,1.0,1.0")
+    for seed in (0, 1):
+        write_paper_run(base / f"qmp{seed}", JACO, "qmp_dnc", seed, 3, {0: [0.1, 0.4], 2: [0.9, 1.0]},
+                        mixture={0: [0.5, 0.5], 2: [1.0, 1.0]})
+    write_paper_run(base / "qmp2", JACO, "qmp_dnc", 2, 1, {})
+    return base
+
+
+# ---------------------------------------------------------------------------------------------- IQM
+
+
+def test_iqm_cuts_a_quarter_from_each_end_like_trim_mean() -> None:
+    assert results.iqm(np.arange(1, 9)) == pytest.approx(4.5)  # 3, 4, 5, 6
+    assert results.iqm(np.arange(1, 11)) == pytest.approx(5.5)  # n=10: int(2.5) = 2 cut each end -> 3..8
+    # n=6: int(1.5) = 1 cut each end -> (2 + 3 + 10 + 20) / 4; cutting 2 would give 6.5, the median 6.5 too
+    assert results.iqm([100, 1, 20, 3, 10, 2]) == pytest.approx(8.75)
+    assert results.iqm([1, 2, 3, 4, 1000]) == pytest.approx(3.0)  # n=5: one cut each end -> 2, 3, 4
+    assert results.iqm([7.0]) == 7.0 and results.iqm([1.0, 3.0]) == pytest.approx(2.0)  # nothing to cut
+    # a (runs, tasks) matrix is flattened: the same 1..8 in any shape and order
+    assert results.iqm([[8, 1], [3, 6], [2, 7], [5, 4]]) == pytest.approx(4.5)
+    np.testing.assert_allclose(results.iqm([[1, 2, 3, 4, 5, 6, 7, 8], [0, 0, 0, 0, 0, 0, 0, 80]], axis=1), [4.5, 0.0])
+
+
+# ---------------------------------------------------------------------------------------------- bootstrap
+
+
+SPREAD = np.array([[0.0, 0.1, 0.9], [0.2, 0.5, 1.0], [0.4, 0.2, 0.3], [0.9, 0.8, 0.6], [0.5, 0.4, 0.7]])
+
+
+def test_bootstrap_interval_contains_the_point_and_is_deterministic_per_seed() -> None:
+    point, low, high = results.stratified_bootstrap_ci(SPREAD, seed=3)
+    assert point == pytest.approx(results.iqm(SPREAD))
+    assert low < point < high and 0.0 <= low and high <= 1.0
+    assert results.stratified_bootstrap_ci(SPREAD, seed=3) == (point, low, high)
+    assert results.stratified_bootstrap_ci(SPREAD, seed=4) != (point, low, high)
+    # the vectorised IQM path gives the replicates a generic statistic gets
+    assert results.stratified_bootstrap_ci(SPREAD, statistic=lambda m: results.iqm(m), seed=3) == pytest.approx(
+        (point, low, high))
+    # a wider confidence gives a wider interval
+    _, low50, high50 = results.stratified_bootstrap_ci(SPREAD, confidence=0.5, seed=3)
+    assert low <= low50 < high50 <= high and high50 - low50 < high - low
+
+
+def test_bootstrap_interval_is_the_percentiles_of_stratified_replicates() -> None:
+    resampled = results.stratified_resamples(SPREAD, 2000, np.random.default_rng(7))
+    stats = [results.iqm(sample) for sample in resampled]
+    expected = np.percentile(stats, [2.5, 97.5])
+    _, low, high = results.stratified_bootstrap_ci(SPREAD, seed=7)
+    np.testing.assert_allclose([low, high], expected)
+
+
+def test_bootstrap_collapses_when_all_seeds_are_equal() -> None:
+    same = np.tile([[0.2, 0.9, 0.5]], (4, 1))  # tasks differ, seeds do not
+    middle = (0.2 + 4 * 0.5 + 0.9) / 6  # 12 scores, 3 cut from each end of 0.2 x4, 0.5 x4, 0.9 x4
+    assert results.stratified_bootstrap_ci(same, seed=1) == pytest.approx((middle, middle, middle))
+    assert results.stratified_bootstrap_ci(np.full((3, 2), 0.25)) == pytest.approx((0.25, 0.25, 0.25))
+
+
+def test_bootstrap_resamples_seeds_within_each_task() -> None:
+    scores = np.array([[0.0, 10.0], [1.0, 11.0], [2.0, 12.0], [3.0, 13.0]])
+    seen: list[np.ndarray] = []
+
+    def record(sample: np.ndarray) -> float:
+        seen.append(sample.copy())
+        return float(sample.mean())
+
+    results.stratified_bootstrap_ci(scores, statistic=record, reps=300, seed=0)
+    replicates = seen[:300]  # then the point estimate on the scores themselves
+    assert len(seen) == 301 and np.array_equal(seen[-1], scores)
+    for sample in replicates:
+        assert sample.shape == (4, 2)  # exactly `runs` scores per task
+        assert set(sample[:, 0]) <= {0.0, 1.0, 2.0, 3.0} and set(sample[:, 1]) <= {10.0, 11.0, 12.0, 13.0}
+    # with replacement: some replicate repeats a seed within a task
+    assert any(len(set(sample[:, 0])) < 4 for sample in replicates)
+
+
+def test_stratified_and_unstratified_resampling_differ() -> None:
+    # task 0 always scores 0, task 1 always 1: a stratified replicate keeps four of each, so its IQM is always 0.5;
+    # resampling the eight scores as one pool would often draw five or more of one kind
+    scores = np.array([[0.0, 1.0]] * 4)
+    assert results.stratified_bootstrap_ci(scores, seed=0) == pytest.approx((0.5, 0.5, 0.5))
+    rng = np.random.default_rng(0)
+    pooled = [results.iqm(rng.choice(scores.ravel(), size=8)) for _ in range(200)]
+    assert min(pooled) < 0.5 < max(pooled)
+
+
+def test_bootstrap_rejects_a_non_matrix() -> None:
+    with pytest.raises(ValueError, match="runs, tasks"):
+        results.stratified_bootstrap_ci(np.array([0.1, 0.2]))
+
+
+# ---------------------------------------------------------------------------------------------- curves from runs
+
+
+def test_task_scores_skip_empty_cells_torn_rows_and_seeds_without_evaluations(paper_root: Path) -> None:
+    groups = results.group_runs(results.load_runs([paper_root]))
+    dnc = groups[next(k for k in groups if k.method == "dnc_sac")]
+    ts = results.task_scores(dnc, "paper_success", "eval")
+    assert ts is not None and ts.tasks == ("t0", "t1") and not ts.cut
+    np.testing.assert_array_equal(ts.x, [100_000, 200_000, 400_000, 500_000, 600_000])  # no 300k, no torn 700k
+    np.testing.assert_allclose(ts.scores[1], [[0.2, 0.4], [0.4, 0.2]])  # (seeds, tasks) at 200k
+    assert results.task_scores(dnc, "paper_success", "eval_mixture") is None  # dnc_sac logs no mixture
+    qmp = groups[next(k for k in groups if k.method == "qmp_dnc")]
+    assert len(qmp) == 3
+    qmp_scores = results.task_scores(qmp, "paper_success", "eval_mixture")
+    assert qmp_scores is not None and [run.seed for run in qmp_scores.runs] == [0, 1]
+    np.testing.assert_allclose(qmp_scores.scores[-1], [[1.0, 1.0], [1.0, 1.0]])
+
+
+def test_iqm_curve_of_a_group(paper_root: Path) -> None:
+    groups = results.group_runs(results.load_runs([paper_root]))
+    dnc = groups[next(k for k in groups if k.method == "dnc_sac")]
+    curve = results.iqm_curve(dnc, "paper_success", "eval", reps=500)
+    assert curve is not None and (curve.seeds, curve.tasks) == (2, 2)
+    # IQM of {0.2, 0.4, 0.4, 0.2} = 0.3 at 200k; {0.6, 0.8, 0.6, 0.8} = 0.7 from 400k, with no spread over seeds
+    np.testing.assert_allclose(curve.point, [0.0, 0.3, 0.7, 0.7, 0.7])
+    np.testing.assert_allclose(curve.low[[0, 2, 3, 4]], [0.0, 0.7, 0.7, 0.7])
+    np.testing.assert_allclose(curve.high[[0, 2, 3, 4]], [0.0, 0.7, 0.7, 0.7])
+    assert 0.2 <= curve.low[1] < 0.3 < curve.high[1] <= 0.4
+    assert np.all(curve.low <= curve.point + 1e-12) and np.all(curve.point <= curve.high + 1e-12)
+
+
+# ---------------------------------------------------------------------------------------------- paper values
+
+
+def test_paper_values() -> None:
+    assert results.paper_value(JACO, "qmp_dnc", 500_000) == pytest.approx(0.97)
+    assert results.paper_value(JACO, "dnc_sac", 2_000_000) == pytest.approx(0.80)
+    assert results.paper_value(JACO, "dnc_sac", 1_000_000) is None
+    assert results.paper_value(MAZE, "qmp_sac", 4_000_000) == pytest.approx(1.0)
+    assert [v.env_steps for v in results.paper_values(JACO, "dnc_sac")] == [500_000, 2_000_000]
+    assert all(v.method in METHODS and 0.0 <= v.success <= 1.0 for v in results.PAPER_VALUES)
+    assert "read off" in (results.paper_values.__doc__ or "")
+
+
+def test_paper_labels_name_a_run_only_when_needed() -> None:
+    keys = [results.GroupKey(JACO, 3, "qmp_dnc", "None"), results.GroupKey(JACO, 3, "qmp_dnc", "big"),
+            results.GroupKey(JACO, 2, "dnc_sac", "long"), results.GroupKey(MAZE, 3, "qmp_dnc", "big")]
+    assert list(results.paper_labels(keys).values()) == [
+        "Separated + QMP", "Separated + QMP [big]", "Separated", "Separated + QMP"]
+
+
+# ---------------------------------------------------------------------------------------------- paper table
+
+
+def table_rows(table: str) -> dict[str, list[str]]:
+    rows = {}
+    for line in table.splitlines():
+        if line.startswith("| ") and "`" in line:
+            cells = [c.strip() for c in line.strip("|").split(" | ")]
+            rows[cells[0]] = cells[1:]
+    return rows
+
+
+def test_paper_table_puts_the_paper_beside_ours(paper_root: Path) -> None:
+    groups = results.group_runs(results.load_runs([paper_root]))
+    table = results.format_paper_table(groups, at=[300_000, 500_000, 2_000_000], reps=300)
+    header = next(line for line in table.splitlines() if line.startswith("| method"))
+    assert header == ("| method | seeds | env steps | own @300k | mixture @300k | paper @300k | own @500k "
+                      "| mixture @500k | paper @500k | own @2M | mixture @2M | paper @2M "
+                      "| success (strict, final) | stages (final) |")
+    rows = table_rows(table)
+    # dnc_sac at 300k: no evaluation at 300k, so the one at 200k: IQM 0.3 of [[0.2, 0.4], [0.4, 0.2]]
+    ci = results.stratified_bootstrap_ci(np.array([[0.2, 0.4], [0.4, 0.2]]), reps=300)
+    at_200k = f"{ci[0]:.2f} [{ci[1]:.2f}, {ci[2]:.2f}]"
+    assert rows["Separated (`dnc_sac`)"] == [
+        "2", "600,000",  # the torn 700k row is not counted
+        at_200k, "—", "—",
+        "0.70 [0.70, 0.70]", "—", "~0.65",
+        "—", "—", "~0.80",  # not trained to 2M
+        "0.35 [0.35, 0.35]", "2.10 [2.10, 2.10]"]  # finals: success v/2 of [0.6, 0.8], stages 3v
+    # qmp_dnc: 3 seeds, one without evaluations; IQM of {0.9, 1.0, 0.9, 1.0} = 0.95; not trained to 500k
+    assert rows["Separated + QMP (`qmp_dnc`)"] == [
+        "3", "100,000–300,000",
+        "0.95 [0.95, 0.95] (n=2)", "1.00 [1.00, 1.00] (n=2)", "—",
+        "—", "—", "~0.97",
+        "—", "—", "—",
+        # finals: mean of the last 3 evaluations (only 2 here): success (0.1 + 0.9) / 4 and (0.4 + 1) / 4 -> IQM 0.3;
+        # stages 3 (0.1 + 0.9) / 2 and 3 (0.4 + 1) / 2 -> 1.8
+        "0.30 [0.30, 0.30] (n=2)", "1.80 [1.80, 1.80] (n=2)"]
+    # methods the paper reports but we did not run
+    assert rows["Parameters (MTSAC) (`mtsac`)"] == ["0", "—"] + ["—"] * 8 + ["~0.45", "—", "—"]
+    assert rows["Parameters + QMP (`qmp_sac`)"][-3] == "~0.80"
+    assert table.startswith(f"### {JACO}\n") and "read off the paper's figure" in table
+
+
+def test_paper_table_defaults_to_the_papers_steps_and_flags_a_stale_evaluation(tmp_path: Path) -> None:
+    # evaluations stop at 300k while training goes on to 600k: the 4M column is not reached
+    write_paper_run(tmp_path / "maze", MAZE, "mtsac", 0, 6, {0: [0.1, 0.3], 1: [0.2, 0.4], 2: [0.4, 0.6]})
+    groups = results.group_runs(results.load_runs([tmp_path]))
+    rows = table_rows(results.format_paper_table(groups, reps=50))
+    assert rows["Parameters (MTSAC) (`mtsac`)"][:5] == ["1", "600,000", "—", "—", "~0.65"]
+    rows = table_rows(results.format_paper_table(groups, at=[300_000, 500_000], reps=50))
+    assert rows["Parameters (MTSAC) (`mtsac`)"][2] == "0.50 [0.50, 0.50]"  # one seed: no spread
+    assert rows["Parameters (MTSAC) (`mtsac`)"][5] == "0.50 [0.50, 0.50] (at 300k)"
+    assert rows["Parameters + QMP (`qmp_sac`)"][:2] == ["0", "—"]
+
+
+def test_results_imports_neither_torch_nor_matplotlib() -> None:
+    code = "import sys, qmp.results; print(sorted(m for m in ('torch', 'matplotlib') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60,
+                         cwd=Path(__file__).resolve().parents[1]).stdout
+    assert out.strip() == "[]"
