@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# The reproduction study of docs/results.md, in batches that each fit a 2-core machine's afternoon.
+#
+#   benchmarks/reproduction.sh BATCH [SEED ...]    # train the runs of BATCH (LANES=2 at a time), then keep them
+#   benchmarks/reproduction.sh keep                # copy config.json, progress.csv, qswitch_selection.jsonl of
+#                                                  # every finished or partial run into docs/results/ (no checkpoints)
+# Batches (env steps per run; the first epoch is the warm-up):
+#   jaco_separated   dnc_sac vs qmp_dnc on JacoReachMT5-v1, 1M env steps (50k warm-up + 950 epochs x 1k)
+#   jaco_parameters  mtsac vs qmp_sac with the README's Parameters flags, 500k (10k warm-up + 490 x 1k)
+#   jaco_parameters_double_tanh   the same with --multihead_double_tanh true (the original's squashing)
+#   maze_parameters  mtsac vs qmp_sac on MazeLarge-10-v0 with the Parameters flags, EPOCHS (default 100 = 600k)
+# Runs go to data/repro/{env}/{method}/{name}/seed{k}; running a batch again resumes unfinished runs.
+# Redraw the figure and table from docs/results/ with the commands in docs/results.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+LANES=${LANES:-2}
+LOG_DIR=data/repro
+PARAMS="--policy_architecture multihead --Q_architecture multihead --lr 0.001 --hidden_sizes 512 512"
+
+keep() {
+  find "$LOG_DIR" -name config.json | while read -r config; do
+    run=$(dirname "$config")
+    dest=docs/results/${run#"$LOG_DIR"/}
+    mkdir -p "$dest"
+    for f in config.json progress.csv qswitch_selection.jsonl; do
+      [ -f "$run/$f" ] && cp "$run/$f" "$dest/$f"
+    done
+  done
+  # config.json holds the machine-specific run directory: keep the layout, drop the prefix
+  find docs/results -name config.json -exec sed -i "s#\"run_dir\": \"[^\"]*/$LOG_DIR/#\"run_dir\": \"$LOG_DIR/#" {} +
+}
+
+runs() {  # one run.py argument line per run; methods of one seed side by side, so lanes pair them
+  local batch=$1; shift
+  local seeds=("$@")
+  for s in "${seeds[@]}"; do
+    case $batch in
+      jaco_separated) for m in dnc_sac qmp_dnc; do echo "$m --env=JacoReachMT5-v1 --seed $s --n_epochs 951 --name paper"; done ;;
+      jaco_parameters) for m in mtsac qmp_sac; do echo "$m --env=JacoReachMT5-v1 --seed $s --n_epochs 491 $PARAMS --name params"; done ;;
+      jaco_parameters_double_tanh)
+        for m in mtsac qmp_sac; do
+          echo "$m --env=JacoReachMT5-v1 --seed $s --n_epochs 491 $PARAMS --multihead_double_tanh true --name params_double_tanh"
+        done ;;
+      maze_parameters)
+        for m in mtsac qmp_sac; do echo "$m --env=MazeLarge-10-v0 --seed $s --n_epochs ${EPOCHS:-100} $PARAMS --name params"; done ;;
+      *) echo "unknown batch '$batch'; valid: jaco_separated, jaco_parameters, jaco_parameters_double_tanh, maze_parameters, keep" >&2
+         return 2 ;;
+    esac
+  done
+}
+
+case ${1:-} in
+  keep) keep ;;
+  "") echo "usage: $0 BATCH [SEED ...] | keep" >&2; exit 2 ;;
+  *)
+    batch=$1; shift
+    [ $# -gt 0 ] || set -- 0 1
+    lines=$(runs "$batch" "$@")
+    mkdir -p "$LOG_DIR/_logs"
+    # every command is validated before any run starts (a typo fails here, not an hour in)
+    echo "$lines" | .venv/bin/python -c '
+import shlex, sys
+from qmp.config import parse_args
+from qmp.environments import ENVS
+from qmp.methods import METHODS
+for line in sys.stdin:
+    parse_args(shlex.split(line), list(METHODS), list(ENVS))'
+    echo "$lines" | xargs -P "$LANES" -I{} sh -c \
+      'line="$1"; log="$2/_logs/$(echo "$line" | tr " =/" "__-").log"; .venv/bin/python run.py $line --log_dir "$2" > "$log" 2>&1; echo "exit $? $line"' \
+      _ {} "$LOG_DIR"
+    keep
+    ;;
+esac
