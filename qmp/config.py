@@ -16,7 +16,7 @@ from qmp.methods import ARCHITECTURES, METHODS, QSWITCH_ACTIONS, QSWITCH_SCORES,
 
 # Deviations for speed (docs/performance.md): `evaluation_frequency` > 1 where evaluating every epoch,
 # as the original did, would cost more than 10% of the wall time (measured for Jaco and MT10, estimated
-# from the eval/train interaction of REFERENCE.md section 6 for the others). Replay sizes: see
+# for the others from the original's eval/train interaction per epoch at its defaults). Replay sizes: see
 # `replay_capacity` (MT50's DnC family keeps 5e5 instead of 1e6 transitions per task, REPLAY_MEMORY_CAP).
 ENV_PRESETS: dict[str, dict[str, Any]] = {
     "JacoReachMT5-v1": {"n_policies": 5, "n_epochs": 2000, "num_evaluation_episodes": 50, "evaluation_frequency": 20},

@@ -1,4 +1,4 @@
-"""KitchenMTEasy-v0: ten single-object tasks in the Franka kitchen (REFERENCE.md section 4.6).
+"""KitchenMTEasy-v0: ten single-object tasks in the Franka kitchen (the original's MT_EASY benchmark).
 
 The scene, robot model, joint limits and noise amplitudes are gymnasium-robotics' FrankaKitchen-v1
 (the MuJoCo port of D4RL's kitchen). We load its MJCF and config directly and step MuJoCo ourselves

@@ -1,4 +1,4 @@
-"""MazeLarge-10-v0: ten start->goal tasks for a point mass in D4RL's LARGE_MAZE (REFERENCE §4.5).
+"""MazeLarge-10-v0: ten start->goal tasks for a point mass in D4RL's LARGE_MAZE.
 
 Coordinates are the original's: qpos (x, y) = (row, column) of the layout string, and a task's start
 and goal are integer (row, column) cells. D4RL places the particle body at (1.2, 1.2) but the wall of
@@ -38,7 +38,8 @@ LARGE_MAZE = (
 )
 WALL_OFFSET = 0.2  # D4RL: particle body at 1.2, walls at cell + 1.0 (see the module docstring)
 
-# (group, start cell, goal cell), in (row, column) = qpos units; order as in REFERENCE §4.5.
+# (group, start cell, goal cell), in (row, column) = qpos units; in the row order of the original's
+# large_10t_train_goals.csv, which its metadata groups short/medium/long by optimal path length.
 MAZE_TASKS: tuple[tuple[str, tuple[int, int], tuple[int, int]], ...] = (
     ("short", (1, 3), (5, 8)),
     ("short", (1, 10), (2, 4)),

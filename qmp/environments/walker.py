@@ -1,5 +1,5 @@
 """Walker2dMT4-v0: a planar walker that runs forward, runs backward, balances, or crawls under a
-ceiling (REFERENCE §4.3; the transition-style walker tasks).
+ceiling (the transition-style walker tasks of youngwoon/transition, as the original used).
 
 Common terms, with dt = 4 x 2 ms: v = dx/dt of the root, v_c = 3 - |v - 3|, nz = cos(torso angle),
 dh = torso z - max foot z (body frames), ctrl = -1e-3 |a|^2, foot = -0.01 (|d right-foot angle| +
