@@ -12,7 +12,7 @@ from qmp.environments import ENVS
 from qmp.methods import METHODS
 from tests.helpers import tiny_flags, train
 
-HORIZONS = {"JacoReachMT5-v1": 200, "MazeLarge-10-v0": 600, "Walker2dMT4-v0": 1000, "MetaWorldCDS-v1": 500,
+HORIZONS = {"JacoReachMT5-v1": 200, "JacoReachMT5Raised-v1": 200, "MazeLarge-10-v0": 600, "Walker2dMT4-v0": 1000, "MetaWorldCDS-v1": 500,
             "MetaWorldMT10-v2": 500, "MetaWorldMT50-v2": 500, "KitchenMTEasy-v0": 140}
 MULTIHEAD = ["--policy_architecture", "multihead", "--Q_architecture", "multihead"]
 

@@ -10,6 +10,7 @@ from qmp.environments.base import MultiTaskSpec
 
 ENVS: dict[str, str] = {
     "JacoReachMT5-v1": "qmp.environments.jaco:jaco_reach_mt5",
+    "JacoReachMT5Raised-v1": "qmp.environments.jaco:jaco_reach_mt5_raised",
     "MazeLarge-10-v0": "qmp.environments.maze:maze_large_10",
     "Walker2dMT4-v0": "qmp.environments.walker:walker2d_mt4",
     "MetaWorldCDS-v1": "qmp.environments.metaworld:metaworld_cds",

@@ -1,12 +1,27 @@
 """JacoReachMT5-v1 ("Multistage Reacher"): a torque-controlled 6-DoF Jaco arm visits 3 subgoals.
 
-Five tasks share one arm (REFERENCE.md section 4.2): four visit 3 of the subgoals g0..g3 in a task-specific
-order (one of them sparse, one with a -2 per-step shift and +200 per reached subgoal), the fifth
-("stay") keeps the hand where it started for 90 steps. The stage advances when the hand body comes
-within 0.05 of the current target; the episode ends after the 3rd stage. Deviations from the
-original (documented in docs/env_jaco.md): the observation omits the task one-hot and hand xyz,
-the stage one-hot shows the stage after this step's advance, success means all 3 stages, joint 5
-starts inside its range, and an unstable step is detected explicitly.
+Five tasks share one arm: four visit 3 of the subgoals g0..g3 in a task-specific order (one of them
+sparse, one with a -2 per-step shift and +200 per reached subgoal), the fifth ("stay") keeps the hand
+within 0.05 of where it was right after reset for 90 (not necessarily consecutive) steps. The stage
+advances when the hand body comes within 0.05 of the current target; the episode ends after the 3rd
+stage.
+
+Start pose. JacoReachMT5-v1 starts, like the original, at the model's qpos0 = (0, 0, 0, 0, -2.8, 0)
+plus noise: joint 5's ref (-2.8) puts it 2.1 rad below its range [-0.698, 0.698], and its limit
+constraint pulls it back into range within 3 env steps. The shoulder then needs about 1.1x its torque
+limit to hold the arm, so the hand sags toward the ground under zero action. JacoReachMT5Raised-v1
+(not in the original) starts from a raised pose the shoulder can hold (0.87x), from which every task
+can be completed. Both variants take the stay target at every reset, from the pose right after the
+reset, as the original's training env did (docs/env_jaco.md explains why that is not "once per env").
+
+Per-step distance. As in the original (mujoco_py after `mj_step`), the hand position of a step is the
+one MuJoCo computed at the start of that step's last physics substep; `info["subgoal_reached"]` is the
+original's per-step `success` (within 0.05 of the target in force during this step, before any stage
+advance) and the spec's `paper_success_key`.
+
+Other deviations (docs/env_jaco.md): the observation omits the task one-hot and hand xyz, the stage
+one-hot shows the stage after this step's advance, `success` means all 3 stages, the evaluation copy
+of the stay task is the stay task, and an unstable step is detected explicitly.
 """
 
 from __future__ import annotations
@@ -38,22 +53,31 @@ STAY_STEPS_PER_STAGE = 30
 INIT_NOISE = 0.01  # qpos U(+-0.01), qvel U(+-0.001)
 ACTION_COST, VELOCITY_COST, ACCELERATION_COST = 0.01, 0.001, 1e-5
 FAIL_PENALTY = 100.0
-# Joint 5's ref (-2.8) puts the model's qpos0 outside its range [-0.698, 0.698]; the original starts
-# there and its limit constraint slams the joint to the lower bound within ~3 steps. We start joint 5 at
-# that bound (moved inside by the reset noise) and raise the upper arm (joint 2) with the elbow folded
-# (joint 3): the original's horizontal upper arm needs 1.12x the shoulder's torque to hold, this 0.83x.
-INIT_QPOS = np.array([0.0, -0.8, 0.6, 0.0, -0.698132 + INIT_NOISE, 0.0])
-# rad/s and rad/s^2: the torque-limited arm moves at < 30 rad/s, beyond these the step is garbage
+START_POSES = ("original", "raised")
+# The raised variant's start: upper arm lifted 46 degrees (joint 2), elbow folded (joint 3), joint 5 at the
+# lower bound the original's joint 5 is pulled to, 0.01 inside it so the reset noise keeps it in range.
+# Holding it takes 0.87 of the shoulder's torque limit; the original's start takes 1.07-1.12.
+RAISED_QPOS = np.array([0.0, -0.8, 0.6, 0.0, -0.698132 + INIT_NOISE, 0.0])
+# rad/s and rad/s^2. Healthy steps stay far below: random actions < 30 rad/s, and the original start's
+# joint-5 snap peaks at 41 rad/s and 5.3e3 rad/s^2 (measured over 200 seeds); beyond these the step is garbage.
 STABILITY_LIMITS = StabilityLimits(max_abs_qvel=1e3, max_abs_qacc=1e7)
 
 
 class JacoReachTask(TaskEnv):
-    """One task of JacoReachMT5-v1. obs = qpos (6), qvel (6), stage one-hot (3)."""
+    """One task of JacoReachMT5-v1. obs = qpos (6), qvel (6), stage one-hot (3).
+
+    `start="original"` starts at the model's qpos0 (JacoReachMT5-v1), `start="raised"` at RAISED_QPOS
+    (JacoReachMT5Raised-v1); both add the reset noise. Nothing else differs between the two.
+    """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 25}
 
-    def __init__(self, task: int, render_mode: str | None = None, width: int = 480, height: int = 480) -> None:
+    def __init__(self, task: int, start: str = "original", render_mode: str | None = None, width: int = 480,
+                 height: int = 480) -> None:
+        if start not in START_POSES:
+            raise ValueError(f"start must be one of {START_POSES}, got {start!r}")
         self.task = task
+        self.start = start
         self.sequence = TASK_SEQUENCES[task]
         self.stay = self.sequence is None
         self.sparse = task in SPARSE_TASKS
@@ -62,6 +86,8 @@ class JacoReachTask(TaskEnv):
         self.model = mujoco.MjModel.from_xml_path(str(ASSET_PATH))
         self.data = mujoco.MjData(self.model)
         self.hand_id = self.model.body("jaco_link_hand").id
+        # qpos0 is (0, 0, 0, 0, -2.8, 0): joint 5's ref, outside its range (see the module docstring)
+        self.init_qpos = self.model.qpos0.copy() if start == "original" else RAISED_QPOS.copy()
         self.observation_space = spaces.Box(-np.inf, np.inf, (2 * self.model.nq + NUM_STAGES,), np.float32)
         self.action_space = spaces.Box(-1.0, 1.0, (self.model.nu,), np.float32)
         self.render_mode = render_mode
@@ -92,11 +118,13 @@ class JacoReachTask(TaskEnv):
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)
         mujoco.mj_resetData(self.model, self.data)
-        self.data.qpos[:] = INIT_QPOS + self.np_random.uniform(-INIT_NOISE, INIT_NOISE, self.model.nq)
+        self.data.qpos[:] = self.init_qpos + self.np_random.uniform(-INIT_NOISE, INIT_NOISE, self.model.nq)
         self.data.qvel[:] = self.np_random.uniform(-0.1 * INIT_NOISE, 0.1 * INIT_NOISE, self.model.nv)
         mujoco.mj_forward(self.model, self.data)
         self.stage = 0
         self.steps_in_range = 0
+        # The original's stay target is a live view of the hand position that its training env copies
+        # into the target at every reset, after the reset pose is set: so here too, at every reset.
         self.stay_target = self.hand_pos
         self.data.mocap_pos[0] = self.target
         self._last_obs = self._obs()
@@ -111,8 +139,9 @@ class JacoReachTask(TaskEnv):
             info = {"success": False, "subgoal_reached": False, "stages_completed": min(self.stage, NUM_STAGES),
                     "unstable": True, "dist": float("nan")}
             return self._last_obs.copy(), -FAIL_PENALTY, True, False, info
-        mujoco.mj_kinematics(self.model, self.data)  # hand position of the new qpos, not the pre-step one
-        dist = float(np.linalg.norm(self.hand_pos - self.target))
+        # data.xpos is still the one computed at the start of the last substep (no mj_kinematics here): the
+        # original read the hand position the same way, and the joint-5 snap of step 1 makes it matter.
+        dist = float(np.linalg.norm(self.hand_pos - self.target))  # against the target in force during this step
         reached = dist < SUCCESS_DIST
         terminated = False
         if reached:
@@ -146,8 +175,9 @@ class JacoReachTask(TaskEnv):
 
     # ---- state and rendering -------------------------------------------------------------------
     def get_state(self) -> dict[str, Any]:
-        return {"physics": get_physics(self.model, self.data), "stage": self.stage, "steps_in_range": self.steps_in_range,
-                "stay_target": self.stay_target.copy(), "rng": rng_state(self.np_random)}
+        return {"physics": get_physics(self.model, self.data), "stage": self.stage,
+                "steps_in_range": self.steps_in_range, "stay_target": self.stay_target.copy(),
+                "rng": rng_state(self.np_random)}
 
     def set_state(self, state: dict[str, Any]) -> None:
         set_physics(self.model, self.data, state["physics"])
@@ -168,11 +198,21 @@ class JacoReachTask(TaskEnv):
         self._camera.close()
 
 
-def jaco_reach_mt5(render_mode: str | None = None, **_: Any) -> MultiTaskSpec:
-    """The 5-task benchmark; extra kwargs of the CLI (sparse_tasks, ...) do not apply and are ignored."""
-
+def _spec(name: str, start: str, render_mode: str | None) -> MultiTaskSpec:
     def make(task: int, seed: int, evaluation: bool) -> TaskEnv:
-        return JacoReachTask(task, render_mode=render_mode)
+        return JacoReachTask(task, start=start, render_mode=render_mode)
 
-    return MultiTaskSpec("JacoReachMT5-v1", TASK_NAMES, HORIZON, MIN_REWARD, make,
-                         extra_info_keys=("subgoal_reached",))
+    # paper_success: the original logged "any step within 0.05 of the current target" as its success
+    return MultiTaskSpec(name, TASK_NAMES, HORIZON, MIN_REWARD, make, extra_info_keys=("subgoal_reached",),
+                         paper_success_key="subgoal_reached")
+
+
+def jaco_reach_mt5(render_mode: str | None = None, **_: Any) -> MultiTaskSpec:
+    """The 5-task benchmark as the original ran it (start at qpos0, the arm sags); extra kwargs of the CLI
+    (sparse_tasks, ...) do not apply and are ignored."""
+    return _spec("JacoReachMT5-v1", "original", render_mode)
+
+
+def jaco_reach_mt5_raised(render_mode: str | None = None, **_: Any) -> MultiTaskSpec:
+    """Not in the original: the same 5 tasks from a raised start pose the arm can hold."""
+    return _spec("JacoReachMT5Raised-v1", "raised", render_mode)
