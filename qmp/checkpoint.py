@@ -20,10 +20,6 @@ import torch
 CHECKPOINT_NAME = "checkpoint.pt"
 FORMAT_VERSION = 3  # 2: EpochProgress ("partial"); 3: unstable episodes counted from Episode records
 REQUIRED_KEYS = ("meta", "code_version", "epoch", "agent", "env", "rng")
-# Test hook: os._exit() inside the N-th save of this process, after the temp file is written and
-# before the rename, i.e. the worst moment for a SIGKILL (tests/test_reliability.py).
-CRASH_HOOK = "QMP_TEST_CRASH_IN_SAVE"
-_saves = 0
 
 
 class CheckpointError(RuntimeError):
@@ -59,17 +55,13 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     An OSError (read-only or full disk, quota) becomes a CheckpointError; the temp file is removed
     and the previous checkpoint is left untouched.
     """
-    global _saves
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    _saves += 1
     try:
         with open(tmp, "wb") as f:
             torch.save({"format_version": FORMAT_VERSION, **state}, f)
             f.flush()
             os.fsync(f.fileno())
-        if os.environ.get(CRASH_HOOK) == str(_saves):
-            os._exit(99)
         os.replace(tmp, path)
         _fsync_dir(path.parent)
     except OSError as exc:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import random
-import shutil
 import threading
 import time
 import warnings
@@ -46,10 +45,8 @@ from qmp.learning.sharing import UDSSharing
 from qmp.logger import Logger, truncate_jsonl
 from qmp.methods import METHODS, Method
 from qmp.rollout import collect, episode_metrics, evaluate, unstable_per_task
+from qmp.run_dir import QSWITCH_LOG, prepare_run_dir, write_status
 from qmp.video import VideoRecorder
-
-QSWITCH_LOG = "qswitch_selection.jsonl"
-RUN_FILES = ("config.json", "progress.csv", CHECKPOINT_NAME, QSWITCH_LOG, "tb", "wandb_run_id.txt", "videos")
 
 
 @dataclass(frozen=True)
@@ -94,10 +91,6 @@ class EpochProgress:
 
     def state_dict(self) -> dict[str, Any]:
         return dict(vars(self))
-
-
-def default_run_dir(cfg: Config) -> Path:
-    return Path(cfg.log_dir) / cfg.env / cfg.method / cfg.name / f"seed{cfg.seed}"
 
 
 def pick_device(gpu: int | None) -> torch.device:
@@ -317,19 +310,6 @@ class Experiment:
             raise CheckpointError(f"checkpoint {path} does not fit this run: {type(exc).__name__}: {exc}; nothing was overwritten") from exc
 
 
-def prepare_run_dir(cfg: Config, spec: MultiTaskSpec) -> Path:
-    run_dir = Path(cfg.run_dir) if cfg.run_dir else default_run_dir(cfg)
-    if cfg.overwrite:
-        for name in RUN_FILES:
-            target = run_dir / name
-            if target.is_dir():
-                shutil.rmtree(target)
-            elif target.exists():
-                target.unlink()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return run_dir
-
-
 def write_config(run_dir: Path, cfg: Config, exp: Experiment) -> None:
     record = {**cfg.to_dict(), "run_dir": str(run_dir), "code_version": qmp.__version__,
               "resolved": {"task_names": list(exp.spec.task_names), "num_tasks": exp.spec.num_tasks, "obs_dim": exp.env.obs_dim,
@@ -361,7 +341,7 @@ def run(cfg: Config) -> Path:
     seed_everything(cfg.seed)
     spec = make_spec(cfg.env, sparse_tasks=cfg.sparse_tasks, task_name=cfg.task_name)
     exp = Experiment(cfg, spec, device)
-    run_dir = prepare_run_dir(cfg, spec)
+    run_dir = prepare_run_dir(cfg.run_dir, cfg.log_dir, cfg.env, cfg.method, cfg.name, cfg.seed, cfg.overwrite)
     ckpt_path = run_dir / CHECKPOINT_NAME
     if ckpt_path.exists():
         exp.load_state_dict(load_checkpoint(ckpt_path), ckpt_path)
@@ -398,10 +378,12 @@ def train(exp: Experiment, cfg: Config, logger: Logger, ckpt_path: Path, signals
     def stop() -> bool:
         return signals is not None and signals.received is not None
 
-    def checkpoint() -> None:
+    def checkpoint(state: str = "running") -> None:
         nonlocal last_save
         exp.check_finite()
         save_checkpoint(ckpt_path, exp.state_dict())
+        write_status(ckpt_path.parent, epoch=exp.epoch, n_epochs=cfg.n_epochs, env_steps=exp.env_steps,
+                     state="done" if exp.epoch >= cfg.n_epochs else state)
         last_save = time.monotonic()
 
     def due() -> bool:
@@ -414,7 +396,10 @@ def train(exp: Experiment, cfg: Config, logger: Logger, ckpt_path: Path, signals
     def stop_now(saved: bool = False) -> StopRequested:
         assert signals is not None and signals.received is not None
         if not saved:
-            checkpoint()
+            checkpoint("stopped")
+        else:
+            write_status(ckpt_path.parent, epoch=exp.epoch, n_epochs=cfg.n_epochs, env_steps=exp.env_steps,
+                         state="stopped")
         where = f"epoch {exp.epoch}, cycle {exp.partial.cycle}/{cfg.steps_per_epoch}" if exp.epoch < cfg.n_epochs else "the end"
         return StopRequested(signals.received, f"stopped by {signals.name} at {where}; checkpoint written to {ckpt_path}. "
                                                f"Resume by running the same command again, or: python run.py resume --snapshot_dir {ckpt_path.parent}")

@@ -14,7 +14,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-PROGRESS = "progress.csv"
+from qmp.run_dir import PROGRESS, TENSORBOARD, TMP_SUFFIX, read_complete_rows, read_progress, truncate_jsonl
+
+__all__ = ["Logger", "read_complete_rows", "truncate_jsonl"]  # the readers are qmp.run_dir's, re-exported
 
 
 class Logger:
@@ -24,11 +26,11 @@ class Logger:
         self.run_dir = Path(run_dir)
         self.path = self.run_dir / PROGRESS
         self.rows: list[dict[str, str]] = []
-        if resume_epoch > 0 and self.path.exists():
-            self.rows = [row for row in read_complete_rows(self.path) if int(row["epoch"]) < resume_epoch]
+        if resume_epoch > 0:
+            self.rows = [row for row in read_progress(self.run_dir).rows if int(row["epoch"]) < resume_epoch]
         self.columns: list[str] = list(self.rows[0].keys()) if self.rows else []
         self._rewrite()
-        tb_dir = self.run_dir / "tb"
+        tb_dir = self.run_dir / TENSORBOARD
         # purge_step drops events of epochs >= resume_epoch that a killed run wrote after its checkpoint
         self.tb = SummaryWriter(str(tb_dir), purge_step=resume_epoch if resume_epoch > 0 or tb_dir.exists() else None)
         self.wandb_run = wandb_run
@@ -57,7 +59,7 @@ class Logger:
             f.write(json.dumps(record) + "\n")
 
     def _rewrite(self) -> None:
-        tmp = self.path.with_name(PROGRESS + ".tmp")
+        tmp = self.path.with_name(PROGRESS + TMP_SUFFIX)
         with open(tmp, "w", newline="") as f:
             writer = csv.DictWriter(f, self.columns, restval="")
             if self.columns:
@@ -71,28 +73,7 @@ class Logger:
             self.wandb_run.finish()
 
 
-def read_complete_rows(path: Path) -> list[dict[str, str]]:
-    """Rows of a progress.csv, without a last line torn by a kill during an append."""
-    text = path.read_text()
-    if text and not text.endswith("\n"):
-        text = text[: text.rfind("\n") + 1]
-    return list(csv.DictReader(text.splitlines(keepends=True)))
-
-
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return repr(value)
     return str(value)
-
-
-def truncate_jsonl(path: Path, resume_epoch: int) -> None:
-    """Drop records of epochs >= resume_epoch from a JSON-lines log."""
-    if not path.exists():
-        return
-    text = path.read_text()
-    if text and not text.endswith("\n"):  # a line torn by a kill
-        text = text[: text.rfind("\n") + 1]
-    kept = [line for line in text.splitlines() if line and json.loads(line)["epoch"] < resume_epoch]
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(line + "\n" for line in kept))
-    os.replace(tmp, path)

@@ -15,7 +15,7 @@ The same tables from the shell (drawing: qmp/plot.py):
     python -m qmp.plot RUN_ROOT [RUN_ROOT ...] --table                    # final mean +- std per (env, method)
     python -m qmp.plot RUN_ROOT [RUN_ROOT ...] --table --paper [--at 500000 2000000]   # IQM [95% CI] vs the paper
 
-A run directory is any directory holding config.json and progress.csv (qmp/experiments.py). Runs are grouped
+A run directory is any directory holding config.json and progress.csv (qmp/run_dir.py). Runs are grouped
 by (env, method, name); the runs of a group are its seeds. Only rows with a value are used: evaluation columns
 are empty on epochs without evaluation, and the line a running job is still appending (no newline) is ignored.
 
@@ -30,8 +30,6 @@ scores, with a 95% percentile interval from a stratified bootstrap (seeds resamp
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 import sys
 from collections.abc import Callable, Sequence
@@ -41,11 +39,9 @@ from typing import Any
 
 import numpy as np
 
-from qmp.logger import PROGRESS
 from qmp.methods import METHODS
+from qmp.run_dir import CONFIG, PROGRESS, QSWITCH_LOG, RunDirError, is_run_dir, read_config, read_jsonl, read_progress
 
-CONFIG = "config.json"
-QSWITCH_LOG = "qswitch_selection.jsonl"  # = qmp.experiments.QSWITCH_LOG, not imported because that module loads torch
 SUCCESS = "eval/success"
 STAGES = "eval/stages_completed"
 PAPER_SUCCESS = "paper_success"  # the success the original code logged and the paper's curves show
@@ -119,18 +115,17 @@ def find_run_dirs(roots: Sequence[Path]) -> list[Path]:
             raise ResultsError(f"RUN_ROOT {root} does not exist")
         configs = [root / CONFIG] if (root / CONFIG).exists() else []
         for config in configs + list(root.rglob(CONFIG)):
-            if (config.parent / PROGRESS).is_file():
+            if is_run_dir(config.parent):
                 found.add(config.parent.resolve())
     return sorted(found)
 
 
 def load_run(run_dir: Path) -> Run:
-    cfg = json.loads((run_dir / CONFIG).read_text())
+    cfg = read_config(run_dir)
     method = str(cfg.get("method", "unknown"))
     key = GroupKey(str(cfg.get("env", "unknown")), method_rank(method), method, str(cfg.get("name", "None")))
-    reader = csv.DictReader(_complete_lines(run_dir / PROGRESS))
-    rows = list(reader)
-    columns = list(reader.fieldnames or [])
+    progress = read_progress(run_dir)
+    rows, columns = progress.rows, progress.columns
     resolved = cfg.get("resolved") or {}
     tasks = tuple(str(t) for t in resolved.get("task_names", ())) or _tasks_from_columns(columns)
     return Run(Path(run_dir), key, int(cfg.get("seed", -1)), columns, rows, tasks)
@@ -145,14 +140,6 @@ def _tasks_from_columns(columns: Sequence[str]) -> tuple[str, ...]:
     """eval/<task>/success columns, in file order (for runs whose config.json predates resolved task names)."""
     tasks = [c.split("/")[1] for c in columns if c.startswith("eval/") and c.count("/") == 2 and c.endswith("/success")]
     return tuple(dict.fromkeys(tasks))
-
-
-def _complete_lines(path: Path) -> list[str]:
-    """The file's lines without a last one still being appended by a running job (it could hold a cut number)."""
-    text = path.read_text()
-    if text and not text.endswith("\n"):
-        text = text[: text.rfind("\n") + 1]
-    return text.splitlines(keepends=True)
 
 
 def load_runs(roots: Sequence[Path]) -> list[Run]:
@@ -591,12 +578,10 @@ def load_selection(run_dir: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         qmp_methods = ", ".join(name for name, method in METHODS.items() if method.qswitch)
         raise ResultsError(f"{path} does not exist; only QMP methods ({qmp_methods}) write it")
-    records = []
-    for line in path.read_text().splitlines():
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
+    try:
+        records = read_jsonl(path)
+    except RunDirError as exc:
+        raise ResultsError(str(exc)) from exc
     if not records:
         raise ResultsError(f"{path} has no epochs yet")
     return records

@@ -7,7 +7,8 @@ Every run is one `python run.py <method> --env=<env> --seed <s> --log_dir <dir> 
 up front with the same parser as run.py (a typo fails before anything is submitted: one line, exit 2).
 A run resumes from its own checkpoint when its command runs again, so preemption and timeouts need no
 state of their own: the job's `checkpoint()` asks the run to write a checkpoint (SIGUSR1) and requeues
-the same command. Running the sweep again skips finished runs and resubmits the others.
+the same command. Running the sweep again skips finished runs and resubmits the others (how far a run got
+comes from its status.json, qmp/run_dir.py).
 
 Nothing here imports torch (run.py's children do): `--dry_run` and validation take a fraction of a second.
 """
@@ -15,15 +16,12 @@ Nothing here imports torch (run.py's children do): `--dry_run` and validation ta
 from __future__ import annotations
 
 import argparse
-import csv
 import os
-import pickletools
 import shlex
 import signal
 import subprocess
 import sys
 import time
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,10 +31,10 @@ import submitit
 from qmp.config import ConfigError, parse_args
 from qmp.environments import ENVS
 from qmp.methods import METHODS
+from qmp.run_dir import RunDirError, RunStatus, read_status, resolve_run_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN_PY = ROOT / "run.py"
-CHECKPOINT_NAME = "checkpoint.pt"  # qmp.checkpoint.CHECKPOINT_NAME, without importing torch
 # Flags the sweep sets itself: given again after `--`, two runs could share (and clobber) one run directory.
 RESERVED = ("--env", "--seed", "--log_dir", "--run_dir", "--snapshot_dir")
 STOP_GRACE_S = 60.0  # below submitit's default 90 s between the Slurm signal and the kill
@@ -68,16 +66,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", nargs="+", required=True, help=f"run.py methods: {', '.join(METHODS)}")
     p.add_argument("--envs", nargs="+", required=True, help=f"environments: {', '.join(ENVS)}")
     p.add_argument("--seeds", nargs="+", type=int, default=[0], help="seeds (default: 0)")
-    p.add_argument("--log_dir", default="data", help="root of the run directories; submitit logs go to LOG_DIR/_submitit")
+    p.add_argument("--log_dir", default="data",
+                   help="root of the run directories; submitit logs go to LOG_DIR/_submitit")
     p.add_argument("--cluster", choices=("local", "slurm", "debug"), default=None,
-                   help="local: subprocesses; slurm: sbatch; debug: in this process (default: slurm if available, else local)")
+                   help="local: subprocesses; slurm: sbatch; debug: in this process "
+                        "(default: slurm if available, else local)")
     p.add_argument("--slurm_partition", default=None, help="Slurm partition")
-    p.add_argument("--timeout_min", type=int, default=1440, help="wall time of one job; longer runs are requeued and resume")
+    p.add_argument("--timeout_min", type=int, default=1440,
+                   help="wall time of one job; longer runs are requeued and resume")
     p.add_argument("--cpus_per_task", type=int, default=2)
     p.add_argument("--mem_gb", type=float, default=16)
     p.add_argument("--gpus_per_node", type=int, default=0, help="GPUs per job (also pass `-- --gpu 0` to use one)")
-    p.add_argument("--max_parallel", type=int, default=None, help="Slurm: at most this many jobs of the array run at once")
-    p.add_argument("--wait", action="store_true", help="wait for every job and print the final states (implied by --cluster debug)")
+    p.add_argument("--max_parallel", type=int, default=None,
+                   help="Slurm: at most this many jobs of the array run at once")
+    p.add_argument("--wait", action="store_true",
+                   help="wait for every job and print the final states (implied by --cluster debug)")
     p.add_argument("--dry_run", action="store_true", help="print the run.py command lines and exit")
     return p
 
@@ -90,17 +93,13 @@ def split_argv(argv: list[str]) -> tuple[list[str], list[str]]:
     return argv, []
 
 
-def run_dir_of(log_dir: str, env: str, method: str, name: str, seed: int, run_dir: str | None = None) -> Path:
-    """qmp.experiments.default_run_dir, restated here so that the sweep never imports torch."""
-    return Path(run_dir) if run_dir else Path(log_dir) / env / method / name / f"seed{seed}"
-
-
 def expand(methods: list[str], envs: list[str], seeds: list[int], log_dir: str, extra: list[str]) -> list[Run]:
     """The grid as validated runs; raises ConfigError (naming the command) on the first bad one."""
     for word in extra:
         flag = word.split("=")[0]
         if flag in RESERVED:
-            raise ConfigError(f"{flag} after `--` is set by the sweep for every run; use --envs, --seeds or --log_dir instead")
+            raise ConfigError(f"{flag} after `--` is set by the sweep for every run; "
+                              "use --envs, --seeds or --log_dir instead")
     runs: list[Run] = []
     for env in envs:
         for method in methods:
@@ -110,62 +109,28 @@ def expand(methods: list[str], envs: list[str], seeds: list[int], log_dir: str, 
                     cfg = parse_args(argv, list(METHODS), list(ENVS))
                 except ConfigError as exc:
                     raise ConfigError(f"{shlex.join(['run.py', *argv])}: {exc}") from exc
-                runs.append(Run(argv, run_dir_of(cfg.log_dir, cfg.env, cfg.method, cfg.name, cfg.seed, cfg.run_dir), cfg.n_epochs))
+                run_dir = resolve_run_dir(cfg.run_dir, cfg.log_dir, cfg.env, cfg.method, cfg.name, cfg.seed)
+                runs.append(Run(argv, run_dir, cfg.n_epochs))
     seen: dict[Path, Run] = {}
     for run in runs:
         if run.run_dir in seen:
-            raise ConfigError(f"two runs share the run directory {run.run_dir}: {seen[run.run_dir].command!r} and {run.command!r}")
+            raise ConfigError(f"two runs share the run directory {run.run_dir}: "
+                              f"{seen[run.run_dir].command!r} and {run.command!r}")
         seen[run.run_dir] = run
     return runs
 
 
 # ------------------------------------------------------------------------------ finished or not
-def checkpoint_epoch(path: Path) -> int | None:
-    """The `epoch` counter of a checkpoint without torch and without reading its tensors or buffers.
-
-    torch.save writes a zip whose data.pkl holds the state dict; `epoch` is its first string of that
-    name (after format_version, meta and code_version), so scanning the pickle's first opcodes is enough.
-    None if the file is missing or not in that layout."""
+def run_status(run_dir: Path) -> tuple[RunStatus | None, str]:
+    """(status.json of the run, "" or why there is none). Without one the run is not started, or was written
+    before status.json existed: it is submitted, and resumes from its own checkpoint if it has one."""
     try:
-        with zipfile.ZipFile(path) as archive:
-            name = next((n for n in archive.namelist() if n.endswith("/data.pkl") or n == "data.pkl"), None)
-            if name is None:
-                return None
-            with archive.open(name) as stream:
-                expect_value = False
-                for opcode, arg, _ in pickletools.genops(stream):
-                    if opcode.name in ("PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"):
-                        continue
-                    if expect_value:
-                        return arg if opcode.name in ("BININT", "BININT1", "BININT2", "LONG1", "INT", "LONG") and isinstance(arg, int) else None
-                    expect_value = arg == "epoch" and "UNICODE" in opcode.name
-    except (OSError, zipfile.BadZipFile, ValueError, EOFError):
-        return None
-    return None
-
-
-def progress_epochs(run_dir: Path) -> int:
-    """Epochs logged in progress.csv (its last complete row's epoch + 1); 0 if none."""
-    try:
-        text = (run_dir / "progress.csv").read_text()
-    except OSError:
-        return 0
-    text = text[: text.rfind("\n") + 1]  # a row torn by a kill is not an epoch
-    rows = list(csv.DictReader(text.splitlines(keepends=True)))
-    try:
-        return int(rows[-1]["epoch"]) + 1 if rows else 0
-    except (KeyError, ValueError):
-        return 0
-
-
-def completed_epochs(run_dir: Path) -> int:
-    """Epochs the run would not redo: its checkpoint's counter (the truth on resume), else progress.csv's
-    (only when a checkpoint exists that this scan cannot read: progress.csv may be one epoch ahead of it)."""
-    path = run_dir / CHECKPOINT_NAME
-    if not path.exists():
-        return 0
-    epoch = checkpoint_epoch(path)
-    return epoch if epoch is not None else progress_epochs(run_dir)
+        status = read_status(run_dir)
+    except RunDirError as exc:
+        return None, f"unreadable status ({exc})"
+    if status is None:
+        return None, "no status.json (not started, or from before status.json)" if run_dir.exists() else ""
+    return status, ""
 
 
 # ------------------------------------------------------------------------------ the job
@@ -188,7 +153,8 @@ class RunJob(submitit.helpers.Checkpointable):
         def ignore_preemption() -> None:
             signal.signal(preempt, signal.SIG_IGN)
 
-        self._proc = subprocess.Popen([sys.executable, str(RUN_PY), *self.argv], cwd=self.cwd, preexec_fn=ignore_preemption)
+        self._proc = subprocess.Popen([sys.executable, str(RUN_PY), *self.argv], cwd=self.cwd,
+                                      preexec_fn=ignore_preemption)
         # poll, not wait(): checkpoint() runs in a signal handler on this thread, and would deadlock on
         # the lock an interrupted Popen.wait() holds
         while (code := self._proc.poll()) is None:
@@ -222,7 +188,7 @@ class RunJob(submitit.helpers.Checkpointable):
 
 def run_dir_from_argv(argv: list[str]) -> Path:
     cfg = parse_args(argv, list(METHODS), list(ENVS))
-    return run_dir_of(cfg.log_dir, cfg.env, cfg.method, cfg.name, cfg.seed, cfg.run_dir)
+    return resolve_run_dir(cfg.run_dir, cfg.log_dir, cfg.env, cfg.method, cfg.name, cfg.seed)
 
 
 # ------------------------------------------------------------------------------ submission
@@ -268,13 +234,15 @@ def sweep(argv: list[str]) -> tuple[int, list[submitit.Job[Any]]]:
             print(run.command)
         return 0, []
     rows: dict[Path, tuple[str, str, str]] = {}
-    todo: list[tuple[Run, int]] = []
+    todo: list[tuple[Run, str]] = []
     for run in runs:
-        done = completed_epochs(run.run_dir)
-        if done >= run.n_epochs:
-            rows[run.run_dir] = (str(run.run_dir), "-", f"FINISHED (skipped, epoch {done}/{run.n_epochs})")
+        status, unknown = run_status(run.run_dir)
+        if status is not None and status.epoch >= run.n_epochs:
+            rows[run.run_dir] = (str(run.run_dir), "-", f"FINISHED (skipped, epoch {status.epoch}/{run.n_epochs})")
+        elif status is not None and status.epoch > 0:
+            todo.append((run, f", resumes at epoch {status.epoch}/{run.n_epochs}"))
         else:
-            todo.append((run, done))
+            todo.append((run, f", {unknown}" if unknown else ""))
     jobs: list[submitit.Job[Any]] = []
     if todo:
         executor = make_executor(args)
@@ -284,15 +252,14 @@ def sweep(argv: list[str]) -> tuple[int, list[submitit.Job[Any]]]:
         print(f"Submitted {len(jobs)} job(s) to {executor.cluster}; logs in {executor.folder}", flush=True)
     failed = 0
     wait = args.wait or (todo and executor.cluster == "debug")
-    for (run, done), job in zip(todo, jobs, strict=True):
+    for (run, note), job in zip(todo, jobs, strict=True):
         if wait:
             try:
                 job.result()
             except Exception as exc:  # the job's own error is in its log; one line here
                 failed += 1
                 print(f"qmp.sweep: {run.run_dir} failed: {str(exc).strip().splitlines()[-1]}", file=sys.stderr)
-        resumes = f", resumes at epoch {done}/{run.n_epochs}" if done and not wait else ""
-        rows[run.run_dir] = (str(run.run_dir), str(job.job_id), job_state(job) + resumes)
+        rows[run.run_dir] = (str(run.run_dir), str(job.job_id), job_state(job) + ("" if wait else note))
     print_table([rows[run.run_dir] for run in runs])
     return (1 if failed else 0), jobs
 

@@ -196,8 +196,12 @@ def test_cli_heatmap(root: Path, tmp_path: Path) -> None:
 
 
 def test_file_names_match_the_training_loop() -> None:
-    source = (Path(__file__).resolve().parents[1] / "qmp" / "experiments.py").read_text()
-    assert f'QSWITCH_LOG = "{results.QSWITCH_LOG}"' in source  # results.py does not import it, to stay torch-free
+    """The hand-written run directories here use the names the training loop writes (qmp.run_dir owns them)."""
+    from qmp import run_dir
+
+    names = (run_dir.CONFIG, run_dir.PROGRESS, run_dir.QSWITCH_LOG)
+    assert names == ("config.json", "progress.csv", "qswitch_selection.jsonl")
+    assert (results.CONFIG, results.PROGRESS, results.QSWITCH_LOG) == names
 
 
 @pytest.mark.parametrize(("argv", "message"), [

@@ -74,6 +74,30 @@ def launch(args: list[str], **env: str) -> subprocess.Popen:
                             text=True, env={**os.environ, "PYTHONUNBUFFERED": "1", **env})
 
 
+# `python -c CRASH_IN_CHECKPOINT_RENAME N run.py ARGS`: run.py, but os._exit(99) in place of the N-th rename of
+# a checkpoint temp file onto checkpoint.pt, i.e. a death after the temp file is fully written and before the
+# rename: the worst moment for a SIGKILL.
+CRASH_IN_CHECKPOINT_RENAME = f"""
+import os, runpy, sys
+crash_at, real_replace, renames = int(sys.argv.pop(1)), os.replace, [0]
+def replace(src, dst, *args, **kwargs):
+    if os.path.basename(dst) == {CHECKPOINT_NAME!r}:
+        renames[0] += 1
+        if renames[0] == crash_at:
+            os._exit(99)
+    return real_replace(src, dst, *args, **kwargs)
+os.replace = replace
+sys.argv.pop(0)
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def crash_in_checkpoint_rename(args: list[str], nth: int) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", CRASH_IN_CHECKPOINT_RENAME, str(nth), "run.py", *args], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
 def wait_for_new_checkpoint(proc: subprocess.Popen, path: Path, timeout: float = 60.0) -> bool:
     """Block until `path` is (re)written after now; False if the process ended first."""
     before = path.stat().st_mtime_ns if path.exists() else 0
@@ -113,7 +137,7 @@ def test_killed_and_resumed_run_is_bit_identical(method: str, tmp_path: Path) ->
     cmd = [*args, "--run_dir", str(split)]
     ckpt = split / CHECKPOINT_NAME
     # 1. killed between writing the temp file and the rename of its 4th checkpoint
-    crashed = launch(cmd, QMP_TEST_CRASH_IN_SAVE="4")
+    crashed = crash_in_checkpoint_rename(cmd, 4)
     assert crashed.wait(timeout=120) == 99
     assert (split / (CHECKPOINT_NAME + ".tmp")).exists()
     # saves: epoch 0 after cycles 1 and 2, end of epoch 0, then epoch 1 after cycle 1 (crashed): the 3rd survives
