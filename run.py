@@ -59,17 +59,17 @@ def main(argv: list[str]) -> int:
         return 2
     for message in garage_only_warnings(argv):
         print(f"run.py: warning: {message}", file=sys.stderr)
-    return train(cfg)
+    return train_to_exit_code(cfg)
 
 
-def train(cfg: Config) -> int:
+def train_to_exit_code(cfg: Config) -> int:
     """Run training; the faults of docs/reliability.md become one message and an exit code."""
     from qmp.checkpoint import CheckpointError
-    from qmp.experiments import run
     from qmp.faults import EXIT_CHECKPOINT, EXIT_NON_FINITE, NonFiniteError, StopRequested
+    from qmp.launch import train
 
     try:
-        run_dir = run(cfg)
+        run_dir = train(cfg)
     except StopRequested as exc:
         print(f"run.py: {exc}", file=sys.stderr)
         return 128 + exc.signum

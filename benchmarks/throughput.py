@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,11 +34,14 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from peer_sb3 import INSTALL_HINT, sb3_available, time_peer  # noqa: E402
 
+from qmp.build import Parts  # noqa: E402
+from qmp.build import build as build_parts  # noqa: E402
 from qmp.config import Config, parse_args  # noqa: E402
 from qmp.environments import ENVS, make_spec  # noqa: E402
 from qmp.environments.multitask import MultiTaskEnv  # noqa: E402
-from qmp.experiments import Experiment, seed_everything  # noqa: E402
+from qmp.launch import seed_everything  # noqa: E402
 from qmp.learning.nets import EnsembleLinear  # noqa: E402
+from qmp.loop import Cursor, evaluate_policies, run_epoch  # noqa: E402
 from qmp.methods import METHODS  # noqa: E402
 
 # Work per env: `scale` x one preset collection cycle (env steps and gradient steps scaled together, so
@@ -67,19 +71,32 @@ def bench_config(method: str, env: str, scale: float, cycles: int, extra: Sequen
                        "--num_evaluation_episodes=0", "--vis_freq=-1", *extra], *names)
 
 
-def build(cfg: Config, eval_episodes: int = 0) -> Experiment:
-    """An Experiment whose buffers already hold the warm-up (random transitions: the update cost does
-    not depend on the values), so every measured cycle collects and trains exactly as after warm-up."""
+@dataclass
+class Bench:
+    """A run's parts and cursor as qmp.launch builds them, without a run directory."""
+
+    cfg: Config
+    parts: Parts
+    cursor: Cursor
+
+    def learn(self) -> None:
+        self.parts.learn()
+        self.cursor.grad_steps += 1
+
+
+def build(cfg: Config, eval_episodes: int = 0) -> Bench:
+    """A run whose buffers already hold the warm-up (random transitions: the update cost does not
+    depend on the values), so every measured cycle collects and trains exactly as after warm-up."""
     seed_everything(cfg.seed)
     cfg.num_evaluation_episodes = eval_episodes
     spec = make_spec(cfg.env, sparse_tasks=cfg.sparse_tasks, task_name=cfg.task_name)
-    exp = Experiment(cfg, spec, torch.device("cpu"))
-    n, t, o, a = max(exp.schedule.warmup, exp.schedule.batch_per_task), spec.num_tasks, exp.env.obs_dim, exp.env.act_dim
+    parts = build_parts(cfg, spec, torch.device("cpu"))
+    n, t, o, a = max(parts.schedule.warmup, parts.schedule.batch_per_task), spec.num_tasks, parts.env.obs_dim, parts.env.act_dim
     rng = np.random.default_rng(cfg.seed)
-    exp.buffer.extend({"obs": rng.standard_normal((n, t, o), np.float32), "act": rng.uniform(-1, 1, (n, t, a)).astype(np.float32),
+    parts.buffer.extend({"obs": rng.standard_normal((n, t, o), np.float32), "act": rng.uniform(-1, 1, (n, t, a)).astype(np.float32),
                        "rew": rng.standard_normal((n, t), np.float32), "next_obs": rng.standard_normal((n, t, o), np.float32),
                        "terminated": np.zeros((n, t), np.float32)})
-    return exp
+    return Bench(cfg, parts, Cursor(spec.num_tasks))
 
 
 def time_env_only(env: MultiTaskEnv, lockstep_steps: int, seed: int) -> float:
@@ -95,22 +112,22 @@ def time_env_only(env: MultiTaskEnv, lockstep_steps: int, seed: int) -> float:
     return time.perf_counter() - start
 
 
-def time_updates(exp: Experiment, updates: int) -> float:
+def time_updates(exp: Bench, updates: int) -> float:
     start = time.perf_counter()
     for _ in range(updates):
-        exp.update_step()
+        exp.learn()
     return time.perf_counter() - start
 
 
-def time_loop(exp: Experiment) -> float:
+def time_loop(exp: Bench) -> float:
     """Seconds for one epoch of the real loop (cfg.steps_per_epoch cycles of collect + train)."""
     start = time.perf_counter()
-    if exp.train_epoch() is None:
+    if run_epoch(exp.parts, exp.cursor, exp.cfg.steps_per_epoch) is None:
         raise RuntimeError("the training loop stopped early")
     return time.perf_counter() - start
 
 
-def update_gflop(exp: Experiment) -> tuple[float, float]:
+def update_gflop(exp: Bench) -> tuple[float, float]:
     """Matmul GFLOP of one gradient step of every task (ours, the SB3 peer's), from the network shapes.
 
     Per row, with P = sum(in x out) of a policy and Q of one critic: critic step = next-action policy
@@ -123,8 +140,8 @@ def update_gflop(exp: Experiment) -> tuple[float, float]:
             raise ValueError("the FLOP model covers the separate architecture of the presets")
         return sum(layer.weight.shape[1] * layer.weight.shape[2] for layer in layers)
 
-    p, q = per_member(exp.agent.policy.net), per_member(exp.agent.critic.net)
-    rows = exp.schedule.batch_per_task * exp.spec.num_tasks
+    p, q = per_member(exp.parts.agent.policy.net), per_member(exp.parts.agent.critic.net)
+    rows = exp.parts.schedule.batch_per_task * exp.parts.spec.num_tasks
     return 2 * rows * (4 * p + 12 * q) / 1e9, 2 * rows * (4 * p + 14 * q) / 1e9
 
 
@@ -150,12 +167,12 @@ def measure_env(env: str, repeats: int, peer: bool) -> dict[str, float]:
     dnc, qmp = bench_config("dnc_sac", env, scale, cycles), bench_config("qmp_dnc", env, scale, cycles)
     t = dnc.n_policies
     exps = {"dnc_sac": build(dnc), "qmp_dnc": build(qmp, eval_episodes=t)}
-    sched = exps["dnc_sac"].schedule
+    sched = exps["dnc_sac"].parts.schedule
     steps, updates = sched.steps_per_cycle * cycles, sched.updates_per_cycle * cycles
     times: dict[str, list[float]] = {k: [] for k in ("env", "update", "dnc_sac", "qmp_dnc", "peer")}
     spec = make_spec(env)
     for r in range(repeats):
-        times["env"].append(time_env_only(exps["dnc_sac"].env, steps, r))
+        times["env"].append(time_env_only(exps["dnc_sac"].parts.env, steps, r))
         times["update"].append(time_updates(exps["dnc_sac"], updates))
         for method in ("dnc_sac", "qmp_dnc"):
             times[method].append(time_loop(exps[method]))
@@ -167,19 +184,17 @@ def measure_env(env: str, repeats: int, peer: bool) -> dict[str, float]:
     out["peak"] = sgemm_peak()
     out.update(eval_cost(env, exps["qmp_dnc"], out["qmp_dnc"] / (steps * t)))
     for e in exps.values():
-        e.env.close()
-        if e.eval_env is not None:
-            e.eval_env.close()
+        e.parts.close()
     return out
 
 
-def eval_cost(env: str, exp: Experiment, loop_s_per_step: float) -> dict[str, float]:
+def eval_cost(env: str, exp: Bench, loop_s_per_step: float) -> dict[str, float]:
     """One preset evaluation (QMP: own policies and the mixture), timed on one episode per task and
     scaled to the preset's episodes per task (lockstep episodes run in rounds, so cost is linear)."""
     preset = parse_args(["qmp_dnc", f"--env={env}"], list(METHODS), list(ENVS))
     t = preset.n_policies
     start = time.perf_counter()
-    exp.evaluate(0)
+    evaluate_policies(exp.parts, exp.cfg.num_evaluation_episodes, exp.cfg.seed, 0)
     per_round = time.perf_counter() - start
     evaluation = per_round * max(1, preset.num_evaluation_episodes // t)
     epoch = loop_s_per_step * preset.batch_size * preset.steps_per_epoch
@@ -201,12 +216,12 @@ def measure_scaling(tasks: Sequence[int]) -> list[tuple[int, float, float, float
                           "--replay_buffer_size=5000", "--num_evaluation_episodes=0", "--vis_freq=-1"], list(METHODS), list(ENVS))
         exp = build(cfg)
         time_loop(exp)  # first cycle: resets and one-off allocations
-        env_s = time_env_only(exp.env, SCALING_STEPS, 0)
+        env_s = time_env_only(exp.parts.env, SCALING_STEPS, 0)
         upd_s = time_updates(exp, SCALING_UPDATES)
         loop_s = time_loop(exp)
         steps = k * SCALING_STEPS
         rows.append((k, steps / env_s, steps / upd_s, steps / loop_s))
-        exp.env.close()
+        exp.parts.close()
         print(f"  scaling T={k}: done", flush=True)
     return rows
 
@@ -224,9 +239,9 @@ def measure_memory(threads: int) -> tuple[float, str]:
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1e6, " ".join(cmd[1:])
 
 
-def lever_variants(exp: Experiment) -> dict[str, tuple[Callable[[], None], Callable[[], None]]]:
+def lever_variants(exp: Bench) -> dict[str, tuple[Callable[[], None], Callable[[], None]]]:
     """name -> (switch the lever away from the default, switch it back)."""
-    agent, threads = exp.agent, torch.get_num_threads()
+    agent, threads = exp.parts.agent, torch.get_num_threads()
     rows = agent.cfg.max_update_rows
     fused = (agent.policy_opt, agent.critic_opt, agent.alpha_opt)
 
@@ -279,7 +294,7 @@ def measure_levers(env: str, repeats: int) -> list[str]:
                 times[name].append(time_updates(exp, updates))
             finally:
                 restore()
-    exp.env.close()
+    exp.parts.close()
     base = median(times["default (as shipped)"])
     lines = [f"\n## levers on {env}: {updates} gradient steps (update only, medians)", f"{'variant':45s} {'seconds':>9s} {'vs default':>11s}"]
     lines += [f"{name:45s} {median(v):9.2f} {median(v) / base:10.2f}x" for name, v in times.items()]

@@ -6,7 +6,7 @@
     python -m qmp.plot RUN_ROOT [RUN_ROOT ...] --table --paper [--at 500000 2000000]
     python -m qmp.plot --heatmap RUN_DIR --out heatmap.png [--last 10]
 
-A run directory is any directory holding config.json and progress.csv (qmp/experiments.py). Runs are
+A run directory is any directory holding config.json and progress.csv (written by qmp/launch.py). Runs are
 grouped by (env, method, name); each group's seeds become one curve: the mean over seeds with a shaded
 min-max band (`--band std` for mean +- std, population std, ddof=0). Loading, seed alignment (cut at the
 shortest seed, a note on stderr says so) and the tables live in qmp/results.py, which is torch- and

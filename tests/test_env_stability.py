@@ -20,7 +20,7 @@ import pytest
 
 from qmp.environments import make_spec
 from qmp.environments.base import MultiTaskSpec
-from qmp.environments.metaworld import MetaWorldTask
+from qmp.environments.metaworld_task import MetaWorldTask
 from qmp.environments.multitask import MultiTaskEnv
 from qmp.rollout import unstable_per_task
 

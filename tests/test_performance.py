@@ -131,19 +131,20 @@ def test_benchmark_measures_the_real_loop_on_the_toy_env() -> None:
     assert train_frequency(200, 200) == (1, 1) and train_frequency(500, 50) == (10, 1) and train_frequency(10, 30) == (1, 3)
     cfg = throughput.bench_config("qmp_dnc", "ToyReach-v0", 1.0, 2)
     exp = throughput.build(cfg)
-    assert exp.buffer.size >= exp.schedule.warmup  # no warm-up inside the measurement
-    steps_before, grads_before = exp.env_steps, exp.grad_steps
+    parts, cursor = exp.parts, exp.cursor
+    assert parts.buffer.size >= parts.schedule.warmup  # no warm-up inside the measurement
+    steps_before, grads_before = cursor.env_steps, cursor.grad_steps
     assert throughput.time_loop(exp) > 0
-    assert exp.env_steps - steps_before == 2 * exp.schedule.steps_per_cycle * exp.spec.num_tasks
-    assert exp.grad_steps - grads_before == 2 * exp.schedule.updates_per_cycle
-    assert throughput.time_env_only(exp.env, 5, 0) > 0 and throughput.time_updates(exp, 2) > 0
-    assert exp.grad_steps - grads_before == 2 * exp.schedule.updates_per_cycle + 2
-    o, a, (h1, h2) = exp.env.obs_dim, exp.env.act_dim, exp.cfg.hidden_sizes
+    assert cursor.env_steps - steps_before == 2 * parts.schedule.steps_per_cycle * parts.spec.num_tasks
+    assert cursor.grad_steps - grads_before == 2 * parts.schedule.updates_per_cycle
+    assert throughput.time_env_only(parts.env, 5, 0) > 0 and throughput.time_updates(exp, 2) > 0
+    assert cursor.grad_steps - grads_before == 2 * parts.schedule.updates_per_cycle + 2
+    o, a, (h1, h2) = parts.env.obs_dim, parts.env.act_dim, exp.cfg.hidden_sizes
     p, q = o * h1 + h1 * h2 + h2 * 2 * a, (o + a) * h1 + h1 * h2 + h2
-    rows = exp.schedule.batch_per_task * exp.spec.num_tasks
+    rows = parts.schedule.batch_per_task * parts.spec.num_tasks
     assert throughput.update_gflop(exp) == pytest.approx((2 * rows * (4 * p + 12 * q) / 1e9, 2 * rows * (4 * p + 14 * q) / 1e9))
     shipped = throughput.EnsembleLinear.forward
     lines = throughput.measure_levers("ToyReach-v0", 1)
     assert any("max_update_rows 0" in line for line in lines) and any("sliced" in line for line in lines)
     assert throughput.EnsembleLinear.forward is shipped  # every lever is switched back
-    assert exp.eval_env is None  # the loop measurement never evaluates
+    assert parts.eval_env is None  # the loop measurement never evaluates

@@ -24,7 +24,7 @@ COLUMNS = ["epoch", "env_steps", "eval/success", "eval/stages_completed", "eval/
 
 def write_run(run_dir: Path, method: str, seed: int, rows: list[dict[str, float | str]], name: str = "None",
               selection: list[list[list[int]]] | None = None) -> Path:
-    """A run directory as qmp/experiments.py leaves it; missing keys of a row become empty cells."""
+    """A run directory as qmp/launch.py leaves it; missing keys of a row become empty cells."""
     run_dir.mkdir(parents=True)
     config = {"env": ENV, "method": method, "name": name, "seed": seed,
               "resolved": {"task_names": TASKS, "num_tasks": len(TASKS)}}

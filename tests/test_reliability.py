@@ -24,14 +24,15 @@ import torch
 import qmp
 import qmp.checkpoint as checkpoint_mod
 import run as cli
+from qmp.build import build
 from qmp.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from qmp.config import parse_args
 from qmp.environments import ENVS, make_spec
 from qmp.environments.toy import ToyReachTask
-from qmp.experiments import Experiment
 from qmp.faults import EXIT_CHECKPOINT, EXIT_NON_FINITE, NonFiniteError, StopRequested
 from qmp.learning.sac import MultiTaskSAC
 from qmp.logger import Logger, read_complete_rows
+from qmp.loop import Cursor, check_finite
 from qmp.methods import METHODS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -198,17 +199,17 @@ def poison_update(monkeypatch: pytest.MonkeyPatch, at_call: int, action: Any) ->
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGUSR1])
 def test_signal_mid_cycle_checkpoints_and_resumes_exactly(sig: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A signal between two gradient steps of a cycle: checkpoint, StopRequested, exact resume."""
-    reference = cli.train(toy_cfg(tmp_path / "ref", "--n_epochs", "2", method="qmp_dnc"))
+    reference = cli.train_to_exit_code(toy_cfg(tmp_path / "ref", "--n_epochs", "2", method="qmp_dnc"))
     assert reference == 0
     with monkeypatch.context() as patch:
         poison_update(patch, 150, lambda _: os.kill(os.getpid(), sig))  # epoch 1, cycle 0, 31st update
         with pytest.raises(StopRequested) as stopped:
-            qmp.experiments.run(toy_cfg(tmp_path / "split", "--n_epochs", "2", method="qmp_dnc"))
+            qmp.launch.train(toy_cfg(tmp_path / "split", "--n_epochs", "2", method="qmp_dnc"))
     assert stopped.value.signum == sig and "resume" in str(stopped.value)
     state = load_checkpoint(tmp_path / "split" / CHECKPOINT_NAME)
     assert (state["epoch"], state["partial"]["cycle"], state["partial"]["cycle_updates"]) == (1, 0, 30)
     assert signal.getsignal(sig) in (signal.default_int_handler, signal.SIG_DFL)  # handlers restored
-    assert cli.train(toy_cfg(tmp_path / "split", "--n_epochs", "2", method="qmp_dnc")) == 0
+    assert cli.train_to_exit_code(toy_cfg(tmp_path / "split", "--n_epochs", "2", method="qmp_dnc")) == 0
     assert_same_state(load_checkpoint(tmp_path / "ref" / CHECKPOINT_NAME)["agent"], load_checkpoint(tmp_path / "split" / CHECKPOINT_NAME)["agent"])
     assert rows_of(tmp_path / "split") == rows_of(tmp_path / "ref")
 
@@ -225,7 +226,7 @@ class NaNToyTask(ToyReachTask):
 
 def patch_toy_task(monkeypatch: pytest.MonkeyPatch, task: int, cls: type) -> None:
     """Make task `task` of the toy env an instance of `cls` (same goal)."""
-    import qmp.experiments as experiments
+    import qmp.launch as launch
 
     def spec_with(name: str, **kwargs: Any) -> Any:
         spec = make_spec(name, **kwargs)
@@ -239,14 +240,14 @@ def patch_toy_task(monkeypatch: pytest.MonkeyPatch, task: int, cls: type) -> Non
 
         return dataclasses.replace(spec, make_task_env=factory)
 
-    monkeypatch.setattr(experiments, "make_spec", spec_with)
+    monkeypatch.setattr(launch, "make_spec", spec_with)
 
 
 def test_nan_observation_stops_with_task_and_epoch_and_keeps_last_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                              capsys: pytest.CaptureFixture) -> None:
     patch_toy_task(monkeypatch, 2, NaNToyTask)
     cfg = toy_cfg(tmp_path, "--min_buffer_size", "10")  # no long warm-up: 20 steps per task and cycle
-    assert cli.train(cfg) == EXIT_NON_FINITE
+    assert cli.train_to_exit_code(cfg) == EXIT_NON_FINITE
     err = capsys.readouterr().err
     assert "non-finite observation in task reach-90deg at epoch 1" in err and "last good checkpoint" in err
     kept = load_checkpoint(tmp_path / CHECKPOINT_NAME)
@@ -261,18 +262,18 @@ def test_nan_loss_and_parameter_are_named(tmp_path: Path, monkeypatch: pytest.Mo
     poison_update(monkeypatch, 150, poison)  # epoch 1 (120 updates per epoch)
     cfg = toy_cfg(tmp_path)
     with pytest.raises(NonFiniteError, match=r"loss/metric 'qf2_loss' in task reach-45deg at epoch 1"):
-        qmp.experiments.run(cfg)
+        qmp.launch.train(cfg)
     kept = load_checkpoint(tmp_path / CHECKPOINT_NAME)  # epoch 0's checkpoint is the last one
     assert (kept["epoch"], kept["partial"]["cycle"]) == (1, 0)
     assert all(torch.isfinite(v).all() for v in kept["agent"]["policy"].values())
 
-    exp = Experiment(cfg, make_spec(TOY), torch.device("cpu"))
-    exp.epoch = 5
-    exp.check_finite()
+    parts = build(cfg, make_spec(TOY), torch.device("cpu"))
+    cursor = Cursor(parts.spec.num_tasks, epoch=5)
+    check_finite(parts, cursor)
     with torch.no_grad():
-        next(exp.agent.critic.parameters())[3, 0, 0] = float("nan")
+        next(parts.agent.critic.parameters())[3, 0, 0] = float("nan")
     with pytest.raises(NonFiniteError, match=r"parameter 'critic\.\S+' in task reach-135deg at epoch 5"):
-        exp.check_finite()
+        check_finite(parts, cursor)
 
 
 # -------------------------------------------------------------------------- unstable simulator
@@ -299,7 +300,7 @@ class UnstableToyTask(ToyReachTask):
 
 def test_unstable_episodes_end_are_counted_and_training_goes_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     patch_toy_task(monkeypatch, 0, UnstableToyTask)
-    assert cli.train(toy_cfg(tmp_path, "--n_epochs", "2")) == 0
+    assert cli.train_to_exit_code(toy_cfg(tmp_path, "--n_epochs", "2")) == 0
     rows = rows_of(tmp_path)
     assert [int(r["epoch"]) for r in rows] == [0, 1]
     for row in rows:
@@ -323,7 +324,7 @@ def test_full_disk_while_checkpointing_is_a_clear_error_and_keeps_the_previous(t
         original(obj, f, *args, **kwargs)
 
     monkeypatch.setattr(checkpoint_mod.torch, "save", save)
-    assert cli.train(toy_cfg(tmp_path)) == EXIT_CHECKPOINT
+    assert cli.train_to_exit_code(toy_cfg(tmp_path)) == EXIT_CHECKPOINT
     err = capsys.readouterr().err.strip()
     assert "cannot write checkpoint" in err and "No space left on device (ENOSPC)" in err and "previous checkpoint is intact" in err
     assert len(err.splitlines()) == 1
@@ -335,13 +336,13 @@ def test_full_disk_while_checkpointing_is_a_clear_error_and_keeps_the_previous(t
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run_dir = tmp_path_factory.mktemp("finished")
-    assert cli.train(toy_cfg(run_dir, "--n_epochs", "1")) == 0
+    assert cli.train_to_exit_code(toy_cfg(run_dir, "--n_epochs", "1")) == 0
     return run_dir
 
 
 def _rerun_is_refused(run_dir: Path, cfg_flags: list[str], expected: str, capsys: pytest.CaptureFixture, method: str = "dnc_sac") -> None:
     files = {p: digest(p) for p in run_dir.iterdir() if p.is_file()}
-    assert cli.train(toy_cfg(run_dir, "--n_epochs", "2", *cfg_flags, method=method)) == EXIT_CHECKPOINT
+    assert cli.train_to_exit_code(toy_cfg(run_dir, "--n_epochs", "2", *cfg_flags, method=method)) == EXIT_CHECKPOINT
     err = capsys.readouterr().err
     assert expected in err and len(err.strip().splitlines()) == 1, err
     assert {p: digest(p) for p in run_dir.iterdir() if p.is_file()} == files  # nothing overwritten

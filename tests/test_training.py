@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 import torch
 
+from qmp.build import build
 from qmp.config import parse_args
 from qmp.environments import ENVS, make_spec
-from qmp.experiments import Experiment
 from qmp.learning.policies import OwnPolicy
+from qmp.loop import evaluate_policies
 from qmp.methods import METHODS
 from qmp.rollout import episode_metrics, evaluate
 from tests.helpers import read_progress, tiny_flags, train, without_time
@@ -75,7 +76,7 @@ def test_explicit_flags_and_presets_reach_the_run(tmp_path: Path) -> None:
 
 def test_evaluation_uses_each_tasks_own_policy(tmp_path: Path) -> None:
     cfg = parse_args(["qmp_dnc", f"--env={TOY}", "--run_dir", str(tmp_path), "--num_evaluation_episodes", "4"], list(METHODS), list(ENVS))
-    exp = Experiment(cfg, make_spec(TOY), torch.device("cpu"))
+    exp = build(cfg, make_spec(TOY), torch.device("cpu"))
     with torch.no_grad():  # rig every critic to prefer policy 3's proposals: the mixture now differs
         exp.agent.critic.net.body.out.bias.zero_()
         out = exp.agent.policy.net.body.out
@@ -87,8 +88,9 @@ def test_evaluation_uses_each_tasks_own_policy(tmp_path: Path) -> None:
         first.bias.fill_(1.0)
         first.weight[:, 2:, :] = 1.0  # Q = sum of hidden = grows with the action's sum
         critic_last.weight.fill_(1.0)
-    metrics = exp.evaluate(epoch=0)
-    own = episode_metrics(evaluate(exp.eval_env, OwnPolicy(exp.agent.policy), 1, cfg.seed * 1_000_003, exp.device), exp.spec.task_names, "eval")
+    metrics = evaluate_policies(exp, cfg.num_evaluation_episodes, cfg.seed, epoch=0)
+    own = episode_metrics(evaluate(exp.eval_env, OwnPolicy(exp.agent.policy), 1, cfg.seed * 1_000_003, exp.agent.device),
+                          exp.spec.task_names, "eval")
     assert {k: metrics[k] for k in own} == own
     assert metrics["eval_mixture/return"] != metrics["eval/return"]
 

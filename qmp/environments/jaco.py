@@ -31,11 +31,10 @@ from typing import Any, ClassVar
 
 import mujoco
 import numpy as np
-from gymnasium import spaces
 
-from qmp.environments.base import MultiTaskSpec, TaskEnv, rng_state, set_rng_state
-from qmp.environments.mujoco_tools import OffscreenCamera, get_physics, set_physics
-from qmp.environments.stability import StabilityLimits, clear_bad_state_warnings, is_unstable
+from qmp.environments.base import MultiTaskSpec, TaskEnv
+from qmp.environments.mujoco_env import MujocoTaskEnv
+from qmp.environments.stability import StabilityLimits
 
 ASSET_PATH = Path(__file__).parent / "assets" / "jaco_reach.xml"
 TASK_NAMES = ("reach-g0g1g2", "reach-g0g1g3-shifted", "reach-g1g3g2", "reach-g1g2g0-sparse", "stay")
@@ -63,7 +62,7 @@ RAISED_QPOS = np.array([0.0, -0.8, 0.6, 0.0, -0.698132 + INIT_NOISE, 0.0])
 STABILITY_LIMITS = StabilityLimits(max_abs_qvel=1e3, max_abs_qacc=1e7)
 
 
-class JacoReachTask(TaskEnv):
+class JacoReachTask(MujocoTaskEnv):
     """One task of JacoReachMT5-v1. obs = qpos (6), qvel (6), stage one-hot (3).
 
     `start="original"` starts at the model's qpos0 (JacoReachMT5-v1), `start="raised"` at RAISED_QPOS
@@ -71,6 +70,7 @@ class JacoReachTask(TaskEnv):
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 25}
+    stability_limits = STABILITY_LIMITS
 
     def __init__(self, task: int, start: str = "original", render_mode: str | None = None, width: int = 480,
                  height: int = 480) -> None:
@@ -83,19 +83,14 @@ class JacoReachTask(TaskEnv):
         self.sparse = task in SPARSE_TASKS
         self.reward_shift = REWARD_SHIFT[task]
         self.time_reward = TIME_REWARD[task]
-        self.model = mujoco.MjModel.from_xml_path(str(ASSET_PATH))
-        self.data = mujoco.MjData(self.model)
+        model = mujoco.MjModel.from_xml_path(str(ASSET_PATH))
+        super().__init__(model, "front", render_mode, 2 * model.nq + NUM_STAGES, width, height)
         self.hand_id = self.model.body("jaco_link_hand").id
         # qpos0 is (0, 0, 0, 0, -2.8, 0): joint 5's ref, outside its range (see the module docstring)
         self.init_qpos = self.model.qpos0.copy() if start == "original" else RAISED_QPOS.copy()
-        self.observation_space = spaces.Box(-np.inf, np.inf, (2 * self.model.nq + NUM_STAGES,), np.float32)
-        self.action_space = spaces.Box(-1.0, 1.0, (self.model.nu,), np.float32)
-        self.render_mode = render_mode
-        self._camera = OffscreenCamera(self.model, "front", width, height)
         self.stage = 0
         self.steps_in_range = 0
         self.stay_target = np.zeros(3)
-        self._last_obs = np.zeros(self.observation_space.shape, np.float32)  # returned on an unstable step
 
     # ---- helpers -------------------------------------------------------------------------------
     @property
@@ -132,13 +127,10 @@ class JacoReachTask(TaskEnv):
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
         action = np.clip(np.asarray(action, np.float64).reshape(-1), -1.0, 1.0)
-        clear_bad_state_warnings(self.data)
         self.data.ctrl[:] = action
-        mujoco.mj_step(self.model, self.data, nstep=FRAME_SKIP)
-        if is_unstable(self.data, STABILITY_LIMITS):
-            info = {"success": False, "subgoal_reached": False, "stages_completed": min(self.stage, NUM_STAGES),
-                    "unstable": True, "dist": float("nan")}
-            return self._last_obs.copy(), -FAIL_PENALTY, True, False, info
+        if self._step_physics(FRAME_SKIP):
+            info = {"subgoal_reached": False, "stages_completed": min(self.stage, NUM_STAGES), "dist": float("nan")}
+            return self._unstable_step(-FAIL_PENALTY, info)
         # data.xpos is still the one computed at the start of the last substep (no mj_kinematics here): the
         # original read the hand position the same way, and the joint-5 snap of step 1 makes it matter.
         dist = float(np.linalg.norm(self.hand_pos - self.target))  # against the target in force during this step
@@ -174,28 +166,22 @@ class JacoReachTask(TaskEnv):
         return dist_term + stage_term + ctrl + self.reward_shift
 
     # ---- state and rendering -------------------------------------------------------------------
-    def get_state(self) -> dict[str, Any]:
-        return {"physics": get_physics(self.model, self.data), "stage": self.stage,
-                "steps_in_range": self.steps_in_range, "stay_target": self.stay_target.copy(),
-                "rng": rng_state(self.np_random)}
+    def _extra_state(self) -> dict[str, Any]:
+        return {"stage": self.stage, "steps_in_range": self.steps_in_range, "stay_target": self.stay_target.copy()}
 
-    def set_state(self, state: dict[str, Any]) -> None:
-        set_physics(self.model, self.data, state["physics"])
+    def _load_extra_state(self, extra: dict[str, Any]) -> None:
+        self.stage = int(extra["stage"])
+        self.steps_in_range = int(extra["steps_in_range"])
+        self.stay_target = extra["stay_target"].copy()
+
+    def _recompute_after_restore(self) -> None:
+        """Positions only (what render reads): mj_forward would rewrite the solver warm start."""
         mujoco.mj_kinematics(self.model, self.data)
-        self.stage = int(state["stage"])
-        self.steps_in_range = int(state["steps_in_range"])
-        self.stay_target = state["stay_target"].copy()
-        set_rng_state(self.np_random, state["rng"])
-        self._last_obs = self._obs()
 
     def render(self) -> np.ndarray | None:
-        if self.render_mode != "rgb_array":
-            return None
-        mujoco.mj_kinematics(self.model, self.data)  # place the mocap target where it was just moved
-        return self._camera.render(self.data)
-
-    def close(self) -> None:
-        self._camera.close()
+        if self.render_mode == "rgb_array":
+            mujoco.mj_kinematics(self.model, self.data)  # place the mocap target where it was just moved
+        return super().render()
 
 
 def _spec(name: str, start: str, render_mode: str | None) -> MultiTaskSpec:

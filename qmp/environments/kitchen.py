@@ -22,11 +22,9 @@ from typing import Any, ClassVar
 
 import mujoco
 import numpy as np
-from gymnasium import spaces
 
-from qmp.environments.base import MultiTaskSpec, TaskEnv, rng_state, set_rng_state
-from qmp.environments.mujoco_tools import OffscreenCamera, get_physics, set_physics
-from qmp.environments.stability import clear_bad_state_warnings, is_unstable
+from qmp.environments.base import MultiTaskSpec, TaskEnv
+from qmp.environments.mujoco_env import MujocoTaskEnv
 
 KITCHEN_HORIZON = 140
 REWARD_SCALE = 20.0
@@ -155,19 +153,21 @@ def robot_config() -> dict[str, np.ndarray]:
     def floats(key: str) -> np.ndarray:
         return np.array([[float(v) for v in row.get(key).split()] for row in rows])
 
-    return {"pos_bound": floats("pos_bound"), "vel_bound": floats("vel_bound"), "pos_noise_amp": floats("pos_noise_amp")[:, 0]}
+    return {"pos_bound": floats("pos_bound"), "vel_bound": floats("vel_bound"),
+            "pos_noise_amp": floats("pos_noise_amp")[:, 0]}
 
 
-class KitchenTaskEnv(TaskEnv):
+class KitchenTaskEnv(MujocoTaskEnv):
     """One MT_EASY task: 9-D joint-velocity actions, 60-D noisy observation, shaped reward."""
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 12}
 
     def __init__(self, task: KitchenTask, goal_quirk: bool = True, render_mode: str | None = None) -> None:
         self.task = task
-        self.render_mode = render_mode
-        self.model = kitchen_model()
-        self.data = mujoco.MjData(self.model)
+        view = mujoco.MjvCamera()  # gymnasium-robotics' default kitchen view
+        view.distance, view.azimuth, view.elevation = 2.2, 70.0, -35.0
+        view.lookat[:] = (-0.2, 0.5, 2.0)
+        super().__init__(kitchen_model(), view, render_mode, obs_dim=2 * NUM_QPOS)
         config = robot_config()
         self.pos_bound = config["pos_bound"][:NUM_ROBOT_QPOS]
         self.vel_bound = config["vel_bound"][:NUM_ROBOT_QPOS]
@@ -178,16 +178,9 @@ class KitchenTaskEnv(TaskEnv):
         self.goal_obs = goal_vector(task, goal_quirk)
         self.site_id = self.model.site(ELEMENT_SITE[task.element]).id
         self.finger_ids = [self.model.body(n).id for n in ("panda0_leftfinger", "panda0_rightfinger")]
-        self.observation_space = spaces.Box(-np.inf, np.inf, (2 * NUM_QPOS,), np.float32)
-        self.action_space = spaces.Box(-1.0, 1.0, (NUM_ROBOT_QPOS,), np.float32)
         self.last_robot_obs = INIT_QPOS[:NUM_ROBOT_QPOS].copy()
         self.in_place_margin = 0.0
         self.reach_margin = 0.0
-        self._last_obs = np.zeros(self.observation_space.shape, np.float32)  # returned on an unstable step
-        view = mujoco.MjvCamera()  # gymnasium-robotics' default kitchen view
-        view.distance, view.azimuth, view.elevation = 2.2, 70.0, -35.0
-        view.lookat[:] = (-0.2, 0.5, 2.0)
-        self._camera = OffscreenCamera(self.model, view)
 
     def gripper_pos(self) -> np.ndarray:
         return 0.5 * (self.data.xpos[self.finger_ids[0]] + self.data.xpos[self.finger_ids[1]])
@@ -221,11 +214,8 @@ class KitchenTaskEnv(TaskEnv):
         velocity = np.clip(velocity, self.vel_bound[:, 0], self.vel_bound[:, 1])
         target = np.clip(self.last_robot_obs + velocity * self.dt, self.pos_bound[:, 0], self.pos_bound[:, 1])
         self.data.ctrl[:] = target
-        clear_bad_state_warnings(self.data)
-        mujoco.mj_step(self.model, self.data, nstep=FRAME_SKIP)
-        if is_unstable(self.data):
-            info = {"success": False, "dist_goal": float("nan"), "dist_hand": float("nan"), "unstable": True}
-            return self._last_obs.copy(), UNSTABLE_REWARD, True, False, info
+        if self._step_physics(FRAME_SKIP):
+            return self._unstable_step(UNSTABLE_REWARD, {"dist_goal": float("nan"), "dist_hand": float("nan")})
         mujoco.mj_kinematics(self.model, self.data)  # positions of the final state for the reward
         obs = self._observe()
         goal_dist, hand_dist = self.distances()
@@ -246,34 +236,18 @@ class KitchenTaskEnv(TaskEnv):
         self.data.qvel[self.element_qpos] = 0.0  # hinge/slide joints before the kettle: dof index = qpos index
         mujoco.mj_forward(self.model, self.data)
 
-    def get_state(self) -> dict[str, Any]:
-        return {
-            "physics": get_physics(self.model, self.data),
-            "last_robot_obs": self.last_robot_obs.copy(),
-            "in_place_margin": self.in_place_margin,
-            "reach_margin": self.reach_margin,
-            "last_obs": self._last_obs.copy(),
-            "rng": rng_state(self.np_random),
-        }
+    def _extra_state(self) -> dict[str, Any]:
+        return {"last_robot_obs": self.last_robot_obs.copy(), "in_place_margin": self.in_place_margin,
+                "reach_margin": self.reach_margin}
 
-    def set_state(self, state: dict[str, Any]) -> None:
-        set_physics(self.model, self.data, state["physics"])
-        mujoco.mj_kinematics(self.model, self.data)  # positions only; leaves the solver warm start alone
-        self.last_robot_obs = state["last_robot_obs"].copy()
-        self.in_place_margin = float(state["in_place_margin"])
-        self.reach_margin = float(state["reach_margin"])
-        set_rng_state(self.np_random, state["rng"])
-        # the observation is noisy, so it is saved; states saved before it was get a noise-free one
-        last_obs = state.get("last_obs")
-        if last_obs is None:
-            last_obs = np.concatenate([self.data.qpos[:NUM_QPOS], self.goal_obs]).astype(np.float32)
-        self._last_obs = last_obs.copy()
+    def _load_extra_state(self, extra: dict[str, Any]) -> None:
+        self.last_robot_obs = extra["last_robot_obs"].copy()
+        self.in_place_margin = float(extra["in_place_margin"])
+        self.reach_margin = float(extra["reach_margin"])
 
-    def render(self) -> np.ndarray | None:
-        return self._camera.render(self.data) if self.render_mode == "rgb_array" else None
-
-    def close(self) -> None:
-        self._camera.close()
+    def _recompute_after_restore(self) -> None:
+        """Positions only (what render reads): mj_forward would rewrite the solver warm start."""
+        mujoco.mj_kinematics(self.model, self.data)
 
 
 def kitchen_mt_easy(goal_quirk: bool = True, render_mode: str | None = None, **_: Any) -> MultiTaskSpec:

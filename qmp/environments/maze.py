@@ -19,11 +19,10 @@ from typing import Any, ClassVar
 
 import mujoco
 import numpy as np
-from gymnasium import spaces
 
-from qmp.environments.base import MultiTaskSpec, TaskEnv, rng_state, set_rng_state
-from qmp.environments.mujoco_tools import OffscreenCamera, get_physics, set_physics
-from qmp.environments.stability import clear_bad_state_warnings, is_unstable
+from qmp.environments.base import MultiTaskSpec, TaskEnv
+from qmp.environments.mujoco_env import MujocoTaskEnv
+from qmp.environments.task_subset import TaskSubset, parse_task_subset
 
 LARGE_MAZE = (
     "############",
@@ -86,13 +85,15 @@ def maze_xml(layout: Sequence[str]) -> str:
     <geom friction=".5 .1 .1" density="1000" margin="0.002" condim="1" contype="2" conaffinity="1"/>
   </default>
   <asset>
-    <texture type="2d" name="groundplane" builtin="checker" rgb1="0.2 0.3 0.4" rgb2="0.1 0.2 0.3" width="100" height="100"/>
+    <texture type="2d" name="groundplane" builtin="checker" rgb1="0.2 0.3 0.4" rgb2="0.1 0.2 0.3"
+             width="100" height="100"/>
     <material name="groundplane" texture="groundplane" texrepeat="20 20"/>
     <material name="wall" rgba=".7 .5 .3 1"/>
   </asset>
   <visual><headlight ambient=".4 .4 .4" diffuse=".8 .8 .8" specular="0.1 0.1 0.1"/></visual>
   <worldbody>
-    <geom name="ground" type="plane" size="40 40 0.25" pos="0 0 -0.1" contype="0" conaffinity="0" material="groundplane"/>
+    <geom name="ground" type="plane" size="40 40 0.25" pos="0 0 -0.1" contype="0" conaffinity="0"
+          material="groundplane"/>
     <site name="goal" pos="0 0 0" size="0.2" rgba=".8 .2 .2 .6"/>
     <camera name="top" pos="{centre_r} {centre_c} 16" xyaxes="0 1 0 -1 0 0"/>
     <body name="particle" pos="0 0 0">
@@ -110,25 +111,20 @@ def maze_xml(layout: Sequence[str]) -> str:
 """
 
 
-class MazeTask(TaskEnv):
+class MazeTask(MujocoTaskEnv):
     """One start->goal task of the point maze."""
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 100}
 
     def __init__(self, xml: str, start: tuple[int, int], goal: tuple[int, int], sparse: bool,
                  render_mode: str | None = None) -> None:
-        self.model = mujoco.MjModel.from_xml_string(xml)
-        self.model.site("goal").pos[:2] = goal  # a marker for rendering only
-        self.data = mujoco.MjData(self.model)
+        model = mujoco.MjModel.from_xml_string(xml)
+        model.site("goal").pos[:2] = goal  # a marker for rendering only
+        super().__init__(model, "top", render_mode, obs_dim=4)
         self.start = np.asarray(start, np.float64)
         self.goal = np.asarray(goal, np.float64)
         self.sparse = sparse
         self.unstable_reward = 0.0 if sparse else -1.0  # the task's lowest per-step reward
-        self.render_mode = render_mode
-        self._camera = OffscreenCamera(self.model, "top")
-        self.observation_space = spaces.Box(-np.inf, np.inf, (4,), np.float32)
-        self.action_space = spaces.Box(-1.0, 1.0, (2,), np.float32)
-        self._last_obs = np.zeros(4, np.float32)  # returned on an unstable step
 
     def _obs(self) -> np.ndarray:
         return np.concatenate([self.data.qpos, self.data.qvel]).astype(np.float32)
@@ -146,11 +142,8 @@ class MazeTask(TaskEnv):
         # As D4RL: clip the velocity of the current state, then one Euler step with ctrl = action.
         np.clip(self.data.qvel, -MAZE_MAX_SPEED, MAZE_MAX_SPEED, out=self.data.qvel)
         self.data.ctrl[:] = np.clip(action, -1.0, 1.0)
-        clear_bad_state_warnings(self.data)
-        mujoco.mj_step(self.model, self.data)
-        if is_unstable(self.data):
-            info = {"success": False, "distance": float("nan"), "unstable": True}
-            return self._last_obs.copy(), self.unstable_reward, True, False, info
+        if self._step_physics():
+            return self._unstable_step(self.unstable_reward, {"distance": float("nan")})
         distance = float(np.linalg.norm(self.data.qpos - self.goal))
         success = distance <= MAZE_SUCCESS_DIST
         if self.sparse:
@@ -158,31 +151,8 @@ class MazeTask(TaskEnv):
         else:
             reward = float(np.exp(-distance) - 1.0)
         self._last_obs = self._obs()
-        return self._last_obs.copy(), reward, success, False, {"success": success, "distance": distance, "unstable": False}
-
-    def get_state(self) -> dict[str, Any]:
-        return {"physics": get_physics(self.model, self.data), "rng": rng_state(self.np_random)}
-
-    def set_state(self, state: dict[str, Any]) -> None:
-        set_physics(self.model, self.data, state["physics"])
-        mujoco.mj_forward(self.model, self.data)
-        set_rng_state(self.np_random, state["rng"])
-        self._last_obs = self._obs()
-
-    def render(self) -> np.ndarray | None:
-        return self._camera.render(self.data) if self.render_mode == "rgb_array" else None
-
-    def close(self) -> None:
-        self._camera.close()
-
-
-def parse_indices(value: str | Sequence[int] | None, default: Sequence[int]) -> list[int]:
-    """Task indices from a CLI-style "0,3,7" string or a list; None gives `default`."""
-    if value is None or value == "":
-        return list(default)
-    if isinstance(value, str):
-        return [int(part) for part in value.replace(" ", "").split(",") if part]
-    return [int(v) for v in value]
+        info = {"success": success, "distance": distance, "unstable": False}
+        return self._last_obs.copy(), reward, success, False, info
 
 
 def task_label(index: int) -> str:
@@ -190,15 +160,13 @@ def task_label(index: int) -> str:
     return f"{group}-({r0},{c0})->({r1},{c1})"
 
 
-def maze_large_10(task_name: str | Sequence[int] | None = None, sparse_tasks: str | Sequence[int] | None = None,
-                  render_mode: str | None = None, **_: Any) -> MultiTaskSpec:
-    """`task_name`: comma-separated subset of the 10 task indices; `sparse_tasks`: indices (in the same
-    0..9 numbering) whose reward is 1 at success and 0 otherwise."""
-    selected = parse_indices(task_name, range(len(MAZE_TASKS)))
-    sparse = set(parse_indices(sparse_tasks, ()))
-    for index in [*selected, *sparse]:
-        if not 0 <= index < len(MAZE_TASKS):
-            raise ValueError(f"MazeLarge-10-v0: task index {index} not in 0..{len(MAZE_TASKS) - 1}")
+def maze_large_10(task_name: TaskSubset = None, sparse_tasks: TaskSubset = None, render_mode: str | None = None,
+                  **_: Any) -> MultiTaskSpec:
+    """`task_name`: a subset of the 10 tasks (indices or labels; default all); `sparse_tasks`: tasks (in the
+    same 0..9 numbering) whose reward is 1 at success and 0 otherwise."""
+    labels = [task_label(i) for i in range(len(MAZE_TASKS))]
+    selected = parse_task_subset(task_name, labels, "MazeLarge-10-v0") or list(range(len(MAZE_TASKS)))
+    sparse = set(parse_task_subset(sparse_tasks, labels, "MazeLarge-10-v0", "sparse_tasks"))
     xml = maze_xml(LARGE_MAZE)
 
     def make(task: int, seed: int, evaluation: bool) -> TaskEnv:

@@ -1,51 +1,31 @@
-"""Meta-World MT10 / MT50 (and, via metaworld_cds.py, the CDS door/drawer scene) as task envs.
+"""Meta-World MT10 / MT50 and the registry entry of the CDS door/drawer scene (metaworld_cds.py).
 
-Each task env wraps ONE metaworld v3 env with the paper's v2 reward functions. As in the original,
-every reset moves to the next of the task's 50 goal variants in a random permutation that is
-reshuffled after each pass (drawn here from the env's own `np_random`). Evaluation instances use a
-second benchmark seeded with base_seed + 100, so they see other goals than training. The benchmark
-seed is derived from the run seed, so a run is reproducible. Building a benchmark is slow (MT50
-about 35 s), so benchmarks are cached per (name, seed) and shared by the task envs.
-
-An unstable simulator step (stability.py, checked on the wrapped env's mjData) ends the episode with
-the last good observation and reward 0 (the lowest v2 reward, what metaworld itself gives then).
-With MuJoCo's auto-reset on, metaworld computes its reward on the reset state (it may even report
-a bogus success); with auto-reset off its reward code raises ValueError (hamacher_product, SVD) on
-NaN: both count as unstable. metaworld's reset runs `reset_model` (which reads the state) before it
-resets mjData, so after an unstable step we reset mjData first.
+Each task is a `MetaWorldTask` (metaworld_task.py: goal variant cycle, evaluation goals, instability)
+over one env of metaworld's own benchmark. Building a benchmark is slow (MT50 about 35 s), so
+benchmarks are cached per (name, seed) and shared by the task envs.
 """
 
 from __future__ import annotations
 
-import pickle
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import metaworld
-import mujoco
-import numpy as np
-from gymnasium import spaces
 from metaworld.env_dict import MT10_V3, MT50_V3
-from metaworld.types import Task
 
-from qmp.environments.base import MultiTaskSpec, TaskEnv, rng_state, set_rng_state
-from qmp.environments.stability import clear_bad_state_warnings, is_bad_state, is_unstable
-
-METAWORLD_HORIZON = 500
-EVAL_SEED_OFFSET = 100  # the original seeds the test benchmark with base_seed + 100
-NEVER = 2**62  # our max_path_length: metaworld then never truncates nor raises; MultiTaskEnv truncates
-PHYSICS_STATE = mujoco.mjtState.mjSTATE_INTEGRATION
-UNSTABLE_REWARD = 0.0  # v2 rewards lie in [0, 10]; also the spec's min_reward
-# model fields that metaworld's reset_model rewrites per goal variant (object/goal placement)
-MUTABLE_MODEL_FIELDS = ("body_pos", "body_quat", "site_pos", "site_quat")
-_SCALARS = (bool, int, float, str, np.generic, type(None))
+from qmp.environments.base import MultiTaskSpec, TaskEnv
+from qmp.environments.metaworld_cds import cds_spec
+from qmp.environments.metaworld_task import (
+    EVAL_SEED_OFFSET,
+    METAWORLD_HORIZON,
+    UNSTABLE_REWARD,
+    MetaWorldTask,
+    benchmark_seed,
+    check_no_sparse_tasks,
+)
+from qmp.environments.task_subset import TaskSubset, parse_task_subset
 
 _BENCHMARKS: dict[tuple[str, int], Any] = {}
-
-
-def benchmark_seed(seed: int) -> int:
-    """The benchmark (goal variant) seed of a run: a fixed function of the run seed."""
-    return int(np.random.SeedSequence([seed, 0x4D57]).generate_state(1)[0] % 1_000_000)
 
 
 def cached_benchmark(name: str, seed: int, build: Callable[[int], Any]) -> Any:
@@ -56,167 +36,10 @@ def cached_benchmark(name: str, seed: int, build: Callable[[int], Any]) -> Any:
     return _BENCHMARKS[key]
 
 
-def python_state(env: Any) -> dict[str, Any]:
-    """Every array/scalar attribute of a metaworld env: path length, target and goal positions, last
-    rand vec, previous-frame obs, object init positions, reward margins... (all it uses mid-episode)."""
-    state = {}
-    for key, value in vars(env).items():
-        if isinstance(value, np.ndarray):
-            state[key] = value.copy()
-        elif isinstance(value, _SCALARS):
-            state[key] = value
-    return state
-
-
-def set_python_state(env: Any, state: dict[str, Any]) -> None:
-    for key, value in state.items():
-        current = getattr(env, key, None)
-        if isinstance(value, np.ndarray) and isinstance(current, np.ndarray) and not current.flags.owndata \
-                and current.shape == value.shape:
-            np.copyto(current, value)  # a live view (e.g. into mujoco data): keep the aliasing
-        else:
-            setattr(env, key, value.copy() if isinstance(value, np.ndarray) else value)
-
-
-class MetaWorldTask(TaskEnv):
-    """One Meta-World task: the raw env plus the cycle over its goal variants."""
-
-    metadata = {"render_modes": ["rgb_array"]}
-
-    def __init__(self, env: Any, variants: Sequence[Task], render_mode: str | None = None) -> None:
-        self.env = env
-        self.variants = list(variants)
-        env.max_path_length = NEVER
-        self.env.set_task(self.variants[0])  # fixes the observability, hence the observation size
-        obs_dim = int(env.sawyer_observation_space.shape[0])
-        self.observation_space = spaces.Box(-np.inf, np.inf, (obs_dim,), np.float32)
-        self.action_space = spaces.Box(-1.0, 1.0, (4,), np.float32)
-        self.render_mode = render_mode
-        self._order: np.ndarray | None = None
-        self._cursor = 0
-        self._renderer: mujoco.Renderer | None = None
-        self._last_obs = np.zeros(obs_dim, np.float32)  # returned on an unstable step
-        self._unstable = False  # the last step went unstable: the next reset starts from a clean mjData
-
-    def _next_variant(self) -> Task:
-        """The original's CustomWrapper: next variant of a permutation, reshuffled after each pass."""
-        assert self._order is not None
-        variant = self.variants[int(self._order[self._cursor])]
-        self._cursor += 1
-        if self._cursor >= len(self._order):
-            self.np_random.shuffle(self._order)
-            self._cursor = 0
-        return variant
-
-    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
-        super().reset(seed=seed)
-        if self._order is None or seed is not None:
-            self._order = self.np_random.permutation(len(self.variants))
-            self._cursor = 0
-        self.env.set_task(self._next_variant())
-        if self._unstable or is_bad_state(self.env.data):  # else metaworld's first reset_model may raise on NaN
-            mujoco.mj_resetData(self.env.model, self.env.data)
-        self._unstable = False
-        obs, _ = self.env.reset()
-        self._last_obs = np.asarray(obs, np.float32)
-        return self._last_obs.copy(), {}
-
-    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
-        data = self.env.data
-        clear_bad_state_warnings(data)
-        try:
-            obs, reward, _, _, info = self.env.step(np.asarray(action, np.float32))
-        except ValueError:  # metaworld's reward code rejects a NaN state; any other ValueError is a bug
-            if not is_unstable(data):
-                raise
-            return self._unstable_step()
-        if is_unstable(data):
-            return self._unstable_step()
-        self._last_obs = np.asarray(obs, np.float32)
-        return self._last_obs.copy(), float(reward), False, False, {"success": bool(info["success"]), "unstable": False}
-
-    def _unstable_step(self) -> tuple[np.ndarray, float, bool, bool, dict]:
-        """End the episode without metaworld's reward/success, computed on a reset or NaN state."""
-        self._unstable = True
-        return self._last_obs.copy(), UNSTABLE_REWARD, True, False, {"success": False, "unstable": True}
-
-    @property
-    def goal(self) -> np.ndarray:
-        """The current goal position (for tests and diagnostics)."""
-        return np.asarray(self.env._target_pos, np.float64).copy()
-
-    def get_state(self) -> dict[str, Any]:
-        model, data = self.env.model, self.env.data
-        physics = np.empty(mujoco.mj_stateSize(model, PHYSICS_STATE), np.float64)
-        mujoco.mj_getState(model, data, physics, PHYSICS_STATE)
-        return {
-            "physics": physics,
-            "model": {name: getattr(model, name).copy() for name in MUTABLE_MODEL_FIELDS},
-            "attrs": python_state(self.env),
-            "order": None if self._order is None else self._order.copy(),
-            "cursor": self._cursor,
-            "last_obs": self._last_obs.copy(),
-            "unstable": self._unstable,
-            "rng": rng_state(self.np_random),
-        }
-
-    def set_state(self, state: dict[str, Any]) -> None:
-        model, data = self.env.model, self.env.data
-        set_python_state(self.env, state["attrs"])
-        for name, value in state["model"].items():
-            getattr(model, name)[:] = value
-        mujoco.mj_setState(model, data, state["physics"], PHYSICS_STATE)
-        mujoco.mj_forward(model, data)  # positions, sites, contacts for the next observation...
-        mujoco.mj_setState(model, data, state["physics"], PHYSICS_STATE)  # ...but it rewrites the warmstart
-        self._order = None if state["order"] is None else state["order"].copy()
-        self._cursor = int(state["cursor"])
-        set_rng_state(self.np_random, state["rng"])
-        # states saved before "last_obs" existed: metaworld's own copy (its last step's observation)
-        last_obs = state.get("last_obs", getattr(self.env, "_last_stable_obs", None))
-        self._last_obs = np.zeros_like(self._last_obs) if last_obs is None else np.asarray(last_obs, np.float32).copy()
-        self._unstable = bool(state.get("unstable", False))
-
-    def render(self) -> np.ndarray:
-        """An RGB frame from metaworld's default (upright) camera; the renderer is made on first use."""
-        if self._renderer is None:
-            self._renderer = mujoco.Renderer(self.env.model, 480, 480)
-        self._renderer.update_scene(self.env.data)
-        return self._renderer.render()
-
-    def close(self) -> None:
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None
-        self.env.close()
-
-
-def select_tasks(all_names: Sequence[str], task_name: str | None) -> list[int]:
-    """`task_name`: None/"" for all tasks, else a comma-separated list of task names or indices."""
-    if not task_name:
-        return list(range(len(all_names)))
-    chosen = []
-    for item in str(task_name).split(","):
-        item = item.strip()
-        if item.isdigit() and int(item) < len(all_names):
-            chosen.append(int(item))
-        elif item in all_names:
-            chosen.append(list(all_names).index(item))
-        else:
-            raise ValueError(f"unknown Meta-World task {item!r}; valid: {', '.join(all_names)} or 0..{len(all_names) - 1}")
-    if len(set(chosen)) != len(chosen):
-        raise ValueError(f"task_name {task_name!r} names a task twice")
-    return chosen
-
-
-def check_no_sparse_tasks(sparse_tasks: Any) -> None:
-    if sparse_tasks:
-        raise ValueError("Meta-World has no sparse-reward task variants (sparse_tasks must be empty)")
-
-
-def _mt_spec(env_id: str, benchmark_cls: Callable[..., Any], task_name: str | None, sparse_tasks: Any) -> MultiTaskSpec:
+def _mt_spec(env_id: str, benchmark_cls: Callable[..., Any], task_name: TaskSubset, sparse_tasks: Any) -> MultiTaskSpec:
     check_no_sparse_tasks(sparse_tasks)
     all_names = list(MT10_V3 if benchmark_cls is metaworld.MT10 else MT50_V3)
-    chosen = [all_names[i] for i in select_tasks(all_names, task_name)]
+    chosen = [all_names[i] for i in parse_task_subset(task_name, all_names, "Meta-World") or range(len(all_names))]
 
     def make(task: int, seed: int, evaluation: bool) -> TaskEnv:
         bench_seed = benchmark_seed(seed) + (EVAL_SEED_OFFSET if evaluation else 0)
@@ -226,27 +49,19 @@ def _mt_spec(env_id: str, benchmark_cls: Callable[..., Any], task_name: str | No
         env = benchmark.train_classes[name](reward_function_version="v2")
         return MetaWorldTask(env, variants)
 
-    return MultiTaskSpec(env_id, tuple(chosen), METAWORLD_HORIZON, min_reward=0.0, make_task_env=make)
+    return MultiTaskSpec(env_id, tuple(chosen), METAWORLD_HORIZON, min_reward=UNSTABLE_REWARD, make_task_env=make)
 
 
-def metaworld_mt10(task_name: str | None = None, sparse_tasks: Any = None, **_: Any) -> MultiTaskSpec:
+def metaworld_mt10(task_name: TaskSubset = None, sparse_tasks: Any = None, **_: Any) -> MultiTaskSpec:
     """MetaWorldMT10-v2: metaworld's MT10 (v3 envs, v2 rewards), 50 goal variants per task."""
     return _mt_spec("MetaWorldMT10-v2", metaworld.MT10, task_name, sparse_tasks)
 
 
-def metaworld_mt50(task_name: str | None = None, sparse_tasks: Any = None, **_: Any) -> MultiTaskSpec:
+def metaworld_mt50(task_name: TaskSubset = None, sparse_tasks: Any = None, **_: Any) -> MultiTaskSpec:
     """MetaWorldMT50-v2: metaworld's MT50 (v3 envs, v2 rewards), 50 goal variants per task."""
     return _mt_spec("MetaWorldMT50-v2", metaworld.MT50, task_name, sparse_tasks)
 
 
-def metaworld_cds(**kwargs: Any) -> MultiTaskSpec:
+def metaworld_cds(task_name: TaskSubset = None, sparse_tasks: Any = None, **_: Any) -> MultiTaskSpec:
     """MetaWorldCDS-v1: door open/close and drawer open/close in one shared scene (metaworld_cds.py)."""
-    from qmp.environments.metaworld_cds import cds_spec
-
-    return cds_spec(**kwargs)
-
-
-def encode_variant(env_name: str, env_cls: type, rand_vec: np.ndarray) -> Task:
-    """A metaworld Task for a goal variant we generate ourselves (the CDS scene)."""
-    data = {"rand_vec": np.asarray(rand_vec, np.float64), "env_cls": env_cls, "partially_observable": False}
-    return Task(env_name=env_name, data=pickle.dumps(data))
+    return cds_spec(task_name, sparse_tasks)

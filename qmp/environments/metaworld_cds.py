@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import pickle
 import shutil
 import tempfile
 from functools import cached_property
@@ -25,18 +26,19 @@ from gymnasium.envs.mujoco import MujocoEnv
 from gymnasium.spaces import Box
 from metaworld.asset_path_utils import ENV_ASSET_DIR_V3
 from metaworld.envs import SawyerDoorCloseEnvV3, SawyerDoorEnvV3, SawyerDrawerCloseEnvV3, SawyerDrawerOpenEnvV3
+from metaworld.types import Task
 from scipy.spatial.transform import Rotation
 
 from qmp.environments.base import MultiTaskSpec, TaskEnv
-from qmp.environments.metaworld import (
+from qmp.environments.metaworld_task import (
     EVAL_SEED_OFFSET,
     METAWORLD_HORIZON,
+    UNSTABLE_REWARD,
     MetaWorldTask,
     benchmark_seed,
     check_no_sparse_tasks,
-    encode_variant,
-    select_tasks,
 )
+from qmp.environments.task_subset import TaskSubset, parse_task_subset
 
 CDS_NUM_VARIANTS = 50
 CDS_OBS_DIM = 21
@@ -167,7 +169,13 @@ def make_cds_env(name: str) -> Any:
     return env
 
 
-def cds_variants(name: str, task: int, bench_seed: int) -> list:
+def encode_variant(env_name: str, env_cls: type, rand_vec: np.ndarray) -> Task:
+    """A metaworld Task for a goal variant we generate ourselves."""
+    data = {"rand_vec": np.asarray(rand_vec, np.float64), "env_cls": env_cls, "partially_observable": False}
+    return Task(env_name=env_name, data=pickle.dumps(data))
+
+
+def cds_variants(name: str, task: int, bench_seed: int) -> list[Task]:
     """50 object placements drawn uniformly from the task's range (what metaworld's _make_tasks does)."""
     cls = CDS_TASKS[name]
     rng = np.random.default_rng([bench_seed, task])
@@ -175,14 +183,16 @@ def cds_variants(name: str, task: int, bench_seed: int) -> list:
     return [encode_variant(name, cls, rng.uniform(low, high)) for _ in range(CDS_NUM_VARIANTS)]
 
 
-def cds_spec(task_name: str | None = None, sparse_tasks: Any = None, **_: Any) -> MultiTaskSpec:
+def cds_spec(task_name: TaskSubset = None, sparse_tasks: Any = None) -> MultiTaskSpec:
+    """MetaWorldCDS-v1 (registered as metaworld.metaworld_cds): a subset of the 4 tasks, default all."""
     check_no_sparse_tasks(sparse_tasks)
     all_names = list(CDS_TASKS)
-    chosen = [all_names[i] for i in select_tasks(all_names, task_name)]
+    chosen = [all_names[i] for i in parse_task_subset(task_name, all_names, "Meta-World") or range(len(all_names))]
 
     def make(task: int, seed: int, evaluation: bool) -> TaskEnv:
         bench_seed = benchmark_seed(seed) + (EVAL_SEED_OFFSET if evaluation else 0)
         name = chosen[task]
         return MetaWorldTask(make_cds_env(name), cds_variants(name, all_names.index(name), bench_seed))
 
-    return MultiTaskSpec("MetaWorldCDS-v1", tuple(chosen), METAWORLD_HORIZON, min_reward=0.0, make_task_env=make)
+    return MultiTaskSpec("MetaWorldCDS-v1", tuple(chosen), METAWORLD_HORIZON, min_reward=UNSTABLE_REWARD,
+                         make_task_env=make)

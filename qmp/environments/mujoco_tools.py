@@ -22,7 +22,8 @@ def set_physics(model: mujoco.MjModel, data: mujoco.MjData, physics: np.ndarray)
 class OffscreenCamera:
     """An offscreen renderer created on first use: an OpenGL context is slow to make and needs MUJOCO_GL."""
 
-    def __init__(self, model: mujoco.MjModel, camera: str | int, width: int = 480, height: int = 480) -> None:
+    def __init__(self, model: mujoco.MjModel, camera: str | int | mujoco.MjvCamera, width: int = 480,
+                 height: int = 480) -> None:
         self.model, self.camera, self.size = model, camera, (height, width)
         self._renderer: mujoco.Renderer | None = None
 

@@ -138,8 +138,8 @@ class MultiTaskEnv:
     def _finish(self, i: int, terminated: bool, unstable: bool) -> Episode:
         length = int(self.elapsed[i])
         extras = {key: float(self.ep_extras[i, k] / max(length, 1)) for k, key in enumerate(self.spec.extra_info_keys)}
-        return Episode(i, float(self.ep_return[i]), length, bool(self.ep_success[i]), float(self.ep_stages[i]), terminated,
-                       extras, unstable, bool(self.ep_paper_success[i]))
+        return Episode(i, float(self.ep_return[i]), length, bool(self.ep_success[i]), float(self.ep_stages[i]),
+                       terminated, extras, unstable, bool(self.ep_paper_success[i]))
 
     def get_state(self) -> dict[str, Any]:
         """Everything needed to continue the current episodes exactly (see base.TaskEnv)."""

@@ -2,8 +2,9 @@
 
 A point starts near the origin and must reach its task's goal on a circle of radius 0.5 by moving
 at most 0.1 per step. Goals of neighbouring tasks are close, so their policies share behaviour, the
-situation QMP exploits. Reward -distance per step; success within 0.15 of the goal. No termination: with SAC's entropy bonus
-a terminating goal would make living longer attractive, which slows learning for no test value.
+situation QMP exploits. Reward -distance per step; success within 0.15 of the goal. No termination:
+with SAC's entropy bonus a terminating goal would make living longer attractive, which slows learning
+for no test value.
 """
 
 from __future__ import annotations

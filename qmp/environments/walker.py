@@ -21,11 +21,9 @@ from typing import Any, ClassVar
 
 import mujoco
 import numpy as np
-from gymnasium import spaces
 
-from qmp.environments.base import MultiTaskSpec, TaskEnv, rng_state, set_rng_state
-from qmp.environments.mujoco_tools import OffscreenCamera, get_physics, set_physics
-from qmp.environments.stability import clear_bad_state_warnings, is_unstable
+from qmp.environments.base import MultiTaskSpec, TaskEnv
+from qmp.environments.mujoco_env import MujocoTaskEnv
 
 WALKER_XML = Path(__file__).parent / "assets" / "walker_planar.xml"
 WALKER_HORIZON = 1000
@@ -79,33 +77,23 @@ def build_walker_model(ceiling: bool) -> mujoco.MjModel:
     return spec.compile()
 
 
-class WalkerTask(TaskEnv):
+class WalkerTask(MujocoTaskEnv):
     """One task of the walker benchmark."""
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 125}
 
     def __init__(self, config: WalkerTaskConfig, render_mode: str | None = None) -> None:
         self.config = config
-        self.model = build_walker_model(config.ceiling)
-        self.data = mujoco.MjData(self.model)
+        super().__init__(build_walker_model(config.ceiling), "track", render_mode, obs_dim=17)
         self.dt = self.model.opt.timestep * FRAME_SKIP
         self.torso_id = self.model.body("torso").id
         self.feet_ids = [self.model.body("foot").id, self.model.body("foot_left").id]
         self.ceiling_id = self.model.geom("ceiling").id if config.ceiling else -1
-        self.render_mode = render_mode
-        self._camera = OffscreenCamera(self.model, "track")
         self.t = 0
-        self.observation_space = spaces.Box(-np.inf, np.inf, (17,), np.float32)
-        self.action_space = spaces.Box(-1.0, 1.0, (6,), np.float32)
-        self._last_obs = np.zeros(17, np.float32)  # returned on an unstable step
 
     def _obs(self) -> np.ndarray:
         qvel = np.clip(self.data.qvel, -MAX_OBS_QVEL, MAX_OBS_QVEL)
         return np.concatenate([self.data.qpos[1:], qvel]).astype(np.float32)
-
-    def _simulate(self, action: np.ndarray) -> None:
-        self.data.ctrl[:] = action
-        mujoco.mj_step(self.model, self.data, nstep=FRAME_SKIP)
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)
@@ -115,7 +103,8 @@ class WalkerTask(TaskEnv):
         self.data.qvel[:] = self.np_random.uniform(-INIT_NOISE, INIT_NOISE, nv)
         mujoco.mj_forward(self.model, self.data)
         for _ in range(self.config.random_steps):  # a perturbation, not part of the episode
-            self._simulate(self.np_random.uniform(-1.0, 1.0, self.model.nu))
+            self.data.ctrl[:] = self.np_random.uniform(-1.0, 1.0, self.model.nu)
+            mujoco.mj_step(self.model, self.data, nstep=FRAME_SKIP)
         self.t = 0
         self._last_obs = self._obs()
         return self._last_obs.copy(), {}
@@ -130,12 +119,10 @@ class WalkerTask(TaskEnv):
         action = np.clip(np.asarray(action, np.float64), -1.0, 1.0)
         qpos = self.data.qpos
         x_before, right_before, left_before = qpos[0], qpos[5], qpos[8]
-        clear_bad_state_warnings(self.data)
-        self._simulate(action)
-        if is_unstable(self.data):
+        self.data.ctrl[:] = action
+        if self._step_physics(FRAME_SKIP):
             self.t += 1
-            info = {"success": False, "x_velocity": 0.0, "touches_ceiling": False, "unstable": True}
-            return self._last_obs.copy(), UNSTABLE_REWARD, True, False, info
+            return self._unstable_step(UNSTABLE_REWARD, {"x_velocity": 0.0, "touches_ceiling": False})
         x_velocity = (qpos[0] - x_before) / self.dt
         foot_speed = (abs(qpos[5] - right_before) + abs(qpos[8] - left_before)) / self.dt
         height, angle = qpos[1], qpos[2]
@@ -166,21 +153,11 @@ class WalkerTask(TaskEnv):
         self._last_obs = self._obs()
         return self._last_obs.copy(), float(reward), terminated, False, info
 
-    def get_state(self) -> dict[str, Any]:
-        return {"physics": get_physics(self.model, self.data), "t": self.t, "rng": rng_state(self.np_random)}
+    def _extra_state(self) -> dict[str, Any]:
+        return {"t": self.t}
 
-    def set_state(self, state: dict[str, Any]) -> None:
-        set_physics(self.model, self.data, state["physics"])
-        mujoco.mj_forward(self.model, self.data)
-        self.t = int(state["t"])
-        set_rng_state(self.np_random, state["rng"])
-        self._last_obs = self._obs()
-
-    def render(self) -> np.ndarray | None:
-        return self._camera.render(self.data) if self.render_mode == "rgb_array" else None
-
-    def close(self) -> None:
-        self._camera.close()
+    def _load_extra_state(self, extra: dict[str, Any]) -> None:
+        self.t = int(extra["t"])
 
 
 def walker2d_mt4(render_mode: str | None = None, **_: Any) -> MultiTaskSpec:

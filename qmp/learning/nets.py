@@ -154,6 +154,11 @@ class TaskNet(nn.Module):
             y = self.heads(y.reshape(c * t, b, -1))
         return y.reshape(c, t, b, -1)
 
+    def is_task_major(self, parameter: str) -> bool:
+        """Whether the first axis of this parameter (a name of `named_parameters`) runs over tasks, so a
+        NaN in it can be blamed on one task: every tensor of separate networks, the heads of a multihead one."""
+        return self.arch == "separate" or (self.arch == "multihead" and parameter.startswith("heads."))
+
     def first_copy(self, x: Tensor) -> Tensor:
         """forward(x)[0] without computing the other copies where they are separate networks (the
         Q-switch scores with Q1 alone: half the weights to read on every env step)."""

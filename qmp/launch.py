@@ -1,0 +1,235 @@
+"""`train(cfg) -> run_dir`: one run from a validated Config, started or resumed from its run directory.
+
+It builds the parts (qmp/build.py), restores the checkpoint if there is one, and drives the loop
+(qmp/loop.py) epoch by epoch: evaluation, logging, checkpoints (after every `snapshot_gap`-th epoch,
+between cycles once `snapshot_interval_s` passed, and on SIGTERM/SIGINT/SIGUSR1, which then raise
+StopRequested) and NaN/inf checks before every checkpoint they would spoil.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import qmp
+from qmp.build import Parts, build
+from qmp.checkpoint import (
+    CheckpointError,
+    capture_rng,
+    check_compatible,
+    load_checkpoint,
+    restore_rng,
+    save_checkpoint,
+)
+from qmp.config import Config
+from qmp.environments import make_spec
+from qmp.faults import StopRequested, StopSignals
+from qmp.logger import Logger
+from qmp.loop import Cursor, check_finite, evaluate_policies, run_epoch
+from qmp.run_dir import CHECKPOINT, DONE, QSWITCH_LOG, RUNNING, STOPPED, prepare_run_dir, truncate_jsonl, write_status
+from qmp.run_dir import write_config as write_config_file
+
+
+def pick_device(gpu: int | None) -> torch.device:
+    if gpu is None:
+        return torch.device("cpu")
+    if torch.cuda.is_available():
+        return torch.device(f"cuda:{gpu}")
+    warnings.warn(f"--gpu {gpu} given but CUDA is not available; using the CPU", stacklevel=2)
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def run_meta(cfg: Config, parts: Parts) -> dict[str, Any]:
+    """What a checkpoint must share with the run that loads it."""
+    return {"env": cfg.env, "method": cfg.method, "policy_architecture": cfg.policy_architecture,
+            "Q_architecture": cfg.Q_architecture, "hidden_sizes": list(cfg.hidden_sizes), "num_tasks": parts.spec.num_tasks,
+            "obs_dim": parts.env.obs_dim, "act_dim": parts.env.act_dim, "include_task_id": cfg.include_task_id,
+            "layer_norm": cfg.layer_norm}
+
+
+class Checkpointer:
+    """Writes and restores the whole state of a run: parts, cursor and every RNG."""
+
+    def __init__(self, path: Path, meta: dict[str, Any], save_buffer: bool, interval_s: float) -> None:
+        self.path, self.meta, self.save_buffer, self.interval_s = path, meta, save_buffer, interval_s
+        self.last_save = time.monotonic()
+
+    def due(self) -> bool:
+        """Whether `interval_s` passed since the last checkpoint (then one is written between cycles)."""
+        return time.monotonic() - self.last_save >= self.interval_s
+
+    def save(self, parts: Parts, cursor: Cursor) -> None:
+        check_finite(parts, cursor)  # a NaN/inf never reaches a checkpoint
+        counters = cursor.state_dict()
+        partial = counters.pop("partial")
+        save_checkpoint(self.path, {
+            "meta": self.meta, "code_version": qmp.__version__, **counters, "agent": parts.agent.state_dict(),
+            "behaviour": parts.behaviour.state_dict(), "env": parts.env.get_state(), "rng": capture_rng(),
+            "buffer": parts.buffer.state_dict() if self.save_buffer else None, "partial": partial,
+        })
+        self.last_save = time.monotonic()
+
+    def load(self, parts: Parts) -> Cursor | None:
+        """The saved cursor with the parts restored, or None without a checkpoint. Any mismatch or missing
+        piece is a CheckpointError naming it."""
+        if not self.path.exists():
+            return None
+        state = load_checkpoint(self.path)
+        check_compatible(state["meta"], self.meta, self.path, state.get("code_version"), qmp.__version__)
+        try:
+            parts.agent.load_state_dict(state["agent"])
+            parts.behaviour.load_state_dict(state["behaviour"])
+            parts.env.set_state(state["env"])
+            if state["buffer"] is not None:
+                parts.buffer.load_state_dict(state["buffer"])
+            cursor = Cursor.from_state(state, parts.agent.device)
+            restore_rng(state["rng"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise CheckpointError(f"checkpoint {self.path} does not fit this run: {type(exc).__name__}: {exc}; "
+                                  "nothing was overwritten") from exc
+        self.last_save = time.monotonic()
+        return cursor
+
+
+def write_config(run_dir: Path, cfg: Config, parts: Parts, device: torch.device) -> None:
+    schedule = parts.schedule
+    record = {**cfg.to_dict(), "run_dir": str(run_dir), "code_version": qmp.__version__,
+              "resolved": {"task_names": list(parts.spec.task_names), "num_tasks": parts.spec.num_tasks,
+                           "obs_dim": parts.env.obs_dim, "act_dim": parts.env.act_dim,
+                           "max_episode_steps": parts.spec.max_episode_steps, "min_reward": parts.spec.min_reward,
+                           "schedule": schedule.__dict__, "device": str(device), "replay_per_task": parts.buffer.capacity,
+                           "replay_total": parts.buffer.capacity * parts.spec.num_tasks}}
+    write_config_file(run_dir, record)
+
+
+def start_wandb(cfg: Config, run_dir: Path) -> Any:
+    """A wandb run tied to the run directory: its id is kept in wandb_run_id.txt, so a resumed run
+    continues the same wandb run (as the original did). Re-logged epochs carry the same step and values."""
+    import wandb
+
+    id_file = run_dir / "wandb_run_id.txt"
+    run_id = id_file.read_text().strip() if id_file.exists() else wandb.util.generate_id()
+    id_file.write_text(run_id)
+    name = f"{cfg.method}_{cfg.env}_{cfg.name}_{cfg.seed}"
+    return wandb.init(project=cfg.wandb_project, entity=cfg.wandb_entity, name=name, notes=cfg.notes,
+                      config=cfg.to_dict(), dir=str(run_dir), id=run_id, resume="allow")
+
+
+def train(cfg: Config) -> Path:
+    """Train (or resume) one run; returns its run directory."""
+    torch.set_num_threads(cfg.torch_threads)
+    device = pick_device(cfg.gpu)
+    seed_everything(cfg.seed)
+    spec = make_spec(cfg.env, sparse_tasks=cfg.sparse_tasks, task_name=cfg.task_name)
+    parts = build(cfg, spec, device)
+    try:
+        run_dir = prepare_run_dir(cfg.run_dir, cfg.log_dir, cfg.env, cfg.method, cfg.name, cfg.seed, cfg.overwrite)
+        checkpointer = Checkpointer(run_dir / CHECKPOINT, run_meta(cfg, parts), cfg.save_buffer,
+                                    cfg.snapshot_interval_s)
+        cursor = checkpointer.load(parts)
+        if cursor is None:
+            cursor = Cursor(spec.num_tasks)
+        else:
+            print(f"Resuming {run_dir} at epoch {cursor.epoch} ({cursor.env_steps} env steps)", flush=True)
+        write_config(run_dir, cfg, parts, device)
+        truncate_jsonl(run_dir / QSWITCH_LOG, cursor.epoch)
+        logger = Logger(run_dir, resume_epoch=cursor.epoch, wandb_run=start_wandb(cfg, run_dir) if cfg.wandb else None)
+        try:
+            # signal handlers can only be installed from the main thread (tests may call train() elsewhere)
+            if threading.current_thread() is threading.main_thread():
+                with StopSignals() as signals:
+                    fit(parts, cfg, cursor, logger, checkpointer, signals)
+            else:
+                fit(parts, cfg, cursor, logger, checkpointer, None)
+            # also when a finished run is started again: nothing to train, but the status says done
+            write_status(run_dir, epoch=cursor.epoch, n_epochs=cfg.n_epochs, env_steps=cursor.env_steps, state=DONE)
+        finally:
+            logger.close()
+    finally:
+        parts.close()
+    return run_dir
+
+
+def fit(parts: Parts, cfg: Config, cursor: Cursor, logger: Logger, checkpointer: Checkpointer,
+        signals: StopSignals | None) -> None:
+    """Epochs until n_epochs; raises StopRequested after a signal's checkpoint is written."""
+    from tqdm import tqdm
+
+    run_dir = checkpointer.path.parent
+
+    def stop() -> bool:
+        return signals is not None and signals.received is not None
+
+    def checkpoint(state: str = RUNNING) -> None:
+        checkpointer.save(parts, cursor)
+        done = cursor.epoch >= cfg.n_epochs
+        write_status(run_dir, epoch=cursor.epoch, n_epochs=cfg.n_epochs, env_steps=cursor.env_steps,
+                     state=DONE if done else state)
+
+    def after_cycle() -> None:
+        assert cursor.progress is not None
+        if cursor.progress.cycle < cfg.steps_per_epoch and checkpointer.due():
+            checkpoint()
+
+    def stopped(saved: bool = False) -> StopRequested:
+        assert signals is not None and signals.received is not None
+        if not saved:
+            checkpoint(STOPPED)
+        else:
+            write_status(run_dir, epoch=cursor.epoch, n_epochs=cfg.n_epochs, env_steps=cursor.env_steps, state=STOPPED)
+        assert cursor.progress is not None
+        where = (f"epoch {cursor.epoch}, cycle {cursor.progress.cycle}/{cfg.steps_per_epoch}"
+                 if cursor.epoch < cfg.n_epochs else "the end")
+        return StopRequested(signals.received, f"stopped by {signals.name} at {where}; checkpoint written to "
+                                               f"{checkpointer.path}. Resume by running the same command again, or: "
+                                               f"python run.py resume --snapshot_dir {run_dir}")
+
+    t = parts.spec.num_tasks
+    planned = t * parts.schedule.steps_per_cycle * cfg.steps_per_epoch * cfg.n_epochs
+    bar = tqdm(total=planned, initial=cursor.env_steps, unit="step", unit_scale=True, disable=None, dynamic_ncols=True)
+    try:
+        while cursor.epoch < cfg.n_epochs:
+            epoch, start, steps_before = cursor.epoch, time.perf_counter(), cursor.env_steps
+            result = run_epoch(parts, cursor, cfg.steps_per_epoch, stop, after_cycle, bar.update)
+            if result is None:
+                raise stopped()
+            metrics = result.metrics
+            eval_start = time.perf_counter()
+            if parts.eval_env is not None and (epoch % cfg.evaluation_frequency == 0 or epoch == cfg.n_epochs - 1):
+                metrics.update(evaluate_policies(parts, cfg.num_evaluation_episodes, cfg.seed, epoch))
+            metrics["time/eval_s"] = time.perf_counter() - eval_start
+            if parts.video is not None and epoch % cfg.vis_freq == 0:
+                video_start = time.perf_counter()
+                parts.video.record(parts.own_policy, epoch, run_dir / "videos", parts.agent.device)
+                metrics["time/video_s"] = time.perf_counter() - video_start
+            elapsed = time.perf_counter() - start
+            cursor.wall_time += elapsed
+            metrics["time/epoch_s"], metrics["time/total_s"] = elapsed, cursor.wall_time
+            metrics["time/env_steps_per_s"] = (cursor.env_steps - steps_before) / elapsed
+            logger.log(epoch, metrics)
+            if parts.logs_selection:
+                logger.log_json(QSWITCH_LOG, {"epoch": epoch, "env_steps": cursor.env_steps,
+                                              "tasks": list(parts.spec.task_names), "counts": result.choices.tolist()})
+            cursor.epoch = epoch + 1
+            saved = cursor.epoch % cfg.snapshot_gap == 0 or cursor.epoch == cfg.n_epochs or checkpointer.due()
+            if saved:
+                checkpoint()
+            if stop() and cursor.epoch < cfg.n_epochs:
+                raise stopped(saved)
+            success = metrics.get("eval/success", metrics.get("collect/success"))
+            bar.set_postfix(epoch=epoch, success=f"{success:.2f}" if success is not None else "-")
+    finally:
+        bar.close()
