@@ -8,17 +8,13 @@ by signal N after writing a checkpoint (run the same command again to resume).
 
 from __future__ import annotations
 
-import os
-
-# MuJoCo picks its OpenGL backend when it is first imported: headless EGL unless the user chose one.
-os.environ.setdefault("MUJOCO_GL", "egl")
-
-import json  # noqa: E402
-import sys  # noqa: E402
+import json
+import sys
 from pathlib import Path
 
 from qmp.config import Config, ConfigError, garage_only_warnings, parse_args, validate
 from qmp.environments import ENVS
+from qmp.faults import EXIT_BAD_INPUT
 from qmp.methods import METHODS
 
 
@@ -56,7 +52,7 @@ def main(argv: list[str]) -> int:
         cfg = resume_config(argv) if argv[:1] == ["resume"] else parse_args(argv, list(METHODS), list(ENVS))
     except ConfigError as exc:
         print(f"run.py: error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
     for message in garage_only_warnings(argv):
         print(f"run.py: warning: {message}", file=sys.stderr)
     return train_to_exit_code(cfg)

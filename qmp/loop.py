@@ -25,7 +25,7 @@ import torch
 from qmp.build import Parts
 from qmp.environments.multitask import Episode
 from qmp.faults import NonFiniteError, check_finite_array, check_finite_metrics, check_finite_parameters
-from qmp.rollout import collect, episode_metrics, evaluate, unstable_per_task
+from qmp.rollout import collect, episode_metrics, evaluate, evaluation_seed, unstable_per_task
 
 
 @dataclass
@@ -192,11 +192,6 @@ def finish_epoch(parts: Parts, cursor: Cursor) -> EpochResult:
     result = EpochResult(metrics, p.choices)
     cursor.progress = EpochProgress(len(names))
     return result
-
-
-def evaluation_seed(seed: int, epoch: int) -> int:
-    """Every evaluation starts from its own seeded reset: independent of earlier ones, nothing to checkpoint."""
-    return seed * 1_000_003 + epoch
 
 
 def evaluate_policies(parts: Parts, episodes: int, seed: int, epoch: int) -> dict[str, float]:

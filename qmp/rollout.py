@@ -61,6 +61,11 @@ def collect(env: MultiTaskEnv, behaviour: Behaviour, steps: int, device: torch.d
     return Rollout(data, episodes, choices)
 
 
+def evaluation_seed(seed: int, epoch: int) -> int:
+    """Every evaluation starts from its own seeded reset: independent of earlier ones, nothing to checkpoint."""
+    return seed * 1_000_003 + epoch
+
+
 def evaluate(
     env: MultiTaskEnv,
     behaviour: Behaviour,

@@ -41,7 +41,7 @@ STOP_GRACE_S = 60.0  # below submitit's default 90 s between the Slurm signal an
 
 
 @dataclass(frozen=True)
-class Run:
+class GridCell:
     """One cell of the grid: its run.py arguments and where it writes."""
 
     argv: list[str]
@@ -93,14 +93,14 @@ def split_argv(argv: list[str]) -> tuple[list[str], list[str]]:
     return argv, []
 
 
-def expand(methods: list[str], envs: list[str], seeds: list[int], log_dir: str, extra: list[str]) -> list[Run]:
+def expand(methods: list[str], envs: list[str], seeds: list[int], log_dir: str, extra: list[str]) -> list[GridCell]:
     """The grid as validated runs; raises ConfigError (naming the command) on the first bad one."""
     for word in extra:
         flag = word.split("=")[0]
         if flag in RESERVED:
             raise ConfigError(f"{flag} after `--` is set by the sweep for every run; "
                               "use --envs, --seeds or --log_dir instead")
-    runs: list[Run] = []
+    runs: list[GridCell] = []
     for env in envs:
         for method in methods:
             for seed in seeds:
@@ -110,8 +110,8 @@ def expand(methods: list[str], envs: list[str], seeds: list[int], log_dir: str, 
                 except ConfigError as exc:
                     raise ConfigError(f"{shlex.join(['run.py', *argv])}: {exc}") from exc
                 run_dir = resolve_run_dir(cfg.run_dir, cfg.log_dir, cfg.env, cfg.method, cfg.name, cfg.seed)
-                runs.append(Run(argv, run_dir, cfg.n_epochs))
-    seen: dict[Path, Run] = {}
+                runs.append(GridCell(argv, run_dir, cfg.n_epochs))
+    seen: dict[Path, GridCell] = {}
     for run in runs:
         if run.run_dir in seen:
             raise ConfigError(f"two runs share the run directory {run.run_dir}: "
@@ -234,7 +234,7 @@ def sweep(argv: list[str]) -> tuple[int, list[submitit.Job[Any]]]:
             print(run.command)
         return 0, []
     rows: dict[Path, tuple[str, str, str]] = {}
-    todo: list[tuple[Run, str]] = []
+    todo: list[tuple[GridCell, str]] = []
     for run in runs:
         status, unknown = run_status(run.run_dir)
         if status is not None and status.epoch >= run.n_epochs:

@@ -6,7 +6,6 @@ recorder warns once and turns itself off, so a missing GPU driver never stops tr
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +15,7 @@ import torch
 
 from qmp.environments.base import MultiTaskSpec
 from qmp.environments.multitask import MultiTaskEnv
-from qmp.rollout import Behaviour, evaluate
+from qmp.rollout import Behaviour, evaluate, evaluation_seed
 
 
 def resize_nearest(frame: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -41,7 +40,6 @@ class VideoRecorder:
             return []
         try:
             if self.env is None:
-                os.environ.setdefault("MUJOCO_GL", "egl")
                 self.env = MultiTaskEnv(self.make_spec(), self.seed, evaluation=True)
             frames: list[list[np.ndarray]] = [[] for _ in range(self.env.num_tasks)]
             env = self.env
@@ -50,7 +48,7 @@ class VideoRecorder:
                 for i in np.flatnonzero(active):
                     frames[i].append(resize_nearest(np.asarray(env.envs[i].render()), self.width, self.height))
 
-            evaluate(env, behaviour, self.episodes, self.seed * 1_000_003 + epoch, device, on_step=grab)
+            evaluate(env, behaviour, self.episodes, evaluation_seed(self.seed, epoch), device, on_step=grab)
             return self._write(frames, epoch, out_dir)
         except Exception as exc:  # rendering backends fail in many ways; videos are optional
             warnings.warn(f"videos disabled: rendering failed ({type(exc).__name__}: {exc}); set MUJOCO_GL=egl or osmesa", stacklevel=2)

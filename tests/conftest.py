@@ -1,5 +1,4 @@
-"""MuJoCo picks its OpenGL backend at first import: make every test process headless (EGL)."""
+"""MuJoCo picks its OpenGL backend at first import: importing qmp first makes every test process
+headless (EGL) unless MUJOCO_GL says otherwise."""
 
-import os
-
-os.environ.setdefault("MUJOCO_GL", "egl")
+import qmp  # noqa: F401

@@ -86,14 +86,13 @@ def test_buffer_checkpoint_writes_only_the_filled_rows_and_round_trips() -> None
         assert torch.equal(a.obs, b.obs) and torch.equal(a.rew, b.rew)
 
 
-def test_buffer_reads_checkpoints_of_the_task_major_layout() -> None:
+def test_buffer_refuses_the_task_major_layout_of_old_checkpoints() -> None:
     buf = filled_buffer(100, 64)
     order = (torch.arange(buf.size) + (buf.ptr - buf.size)) % buf.capacity  # the old format: oldest first
     old = {"size": buf.size, "ptr": buf.ptr, "capacity": buf.capacity, "order": order,
            "data": {k: v[:, order].clone() for k, v in buf.storage.items()}}
-    clone = MultiTaskReplayBuffer(T, 64, O, A, CPU)
-    clone.load_state_dict(old)
-    assert torch.equal(clone.data, buf.data) and clone.ptr == buf.ptr
+    with pytest.raises(ValueError, match="layout 'task-major' is not this code's 'step-major'"):
+        MultiTaskReplayBuffer(T, 64, O, A, CPU).load_state_dict(old)
 
 
 def test_qswitch_q1_scores_equal_the_twin_critic_first_head() -> None:

@@ -16,7 +16,7 @@ from qmp.environments import ENVS, make_spec
 from qmp.learning.policies import OwnPolicy
 from qmp.loop import evaluate_policies
 from qmp.methods import METHODS
-from qmp.rollout import episode_metrics, evaluate
+from qmp.rollout import episode_metrics, evaluate, evaluation_seed
 from tests.helpers import read_progress, tiny_flags, train, without_time
 
 TOY = "ToyReach-v0"
@@ -89,7 +89,7 @@ def test_evaluation_uses_each_tasks_own_policy(tmp_path: Path) -> None:
         first.weight[:, 2:, :] = 1.0  # Q = sum of hidden = grows with the action's sum
         critic_last.weight.fill_(1.0)
     metrics = evaluate_policies(exp, cfg.num_evaluation_episodes, cfg.seed, epoch=0)
-    own = episode_metrics(evaluate(exp.eval_env, OwnPolicy(exp.agent.policy), 1, cfg.seed * 1_000_003, exp.agent.device),
+    own = episode_metrics(evaluate(exp.eval_env, OwnPolicy(exp.agent.policy), 1, evaluation_seed(cfg.seed, 0), exp.agent.device),
                           exp.spec.task_names, "eval")
     assert {k: metrics[k] for k in own} == own
     assert metrics["eval_mixture/return"] != metrics["eval/return"]

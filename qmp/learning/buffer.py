@@ -94,12 +94,9 @@ class MultiTaskReplayBuffer:
     def load_state_dict(self, state: dict) -> None:
         if state["capacity"] != self.capacity:
             raise ValueError(f"replay buffer capacity {state['capacity']} in the checkpoint != {self.capacity} requested")
+        if state.get("layout") != "step-major":
+            raise ValueError(f"replay buffer layout {state.get('layout', 'task-major')!r} is not this code's 'step-major'")
         n = state["size"]
-        if state.get("layout") == "step-major":
-            for key, sl in self.fields.items():
-                self.data[:n, :, sl] = state["data"][key].to(self.device)
-        else:  # checkpoints before the packed layout: task-major, oldest first, positions in "order"
-            order = state["order"].to(self.device)
-            for key, store in self.storage.items():
-                store[:, order] = state["data"][key].to(self.device)
+        for key, sl in self.fields.items():
+            self.data[:n, :, sl] = state["data"][key].to(self.device)
         self.size, self.ptr = n, state["ptr"]

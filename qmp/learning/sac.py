@@ -101,11 +101,6 @@ class MultiTaskSAC:
         self._critic_params = list(self.critic.parameters())
         self._target_params = list(self.critic_target.parameters())
 
-    @torch.no_grad()
-    def act(self, obs: Tensor, deterministic: bool = False) -> Tensor:
-        """Each task's own policy: obs (T, N, O) -> actions (T, N, A)."""
-        return self.policy.act(obs, deterministic)[0]
-
     def update(self, batch: Batch, weights: Tensor | None = None, kl_obs: Tensor | None = None) -> dict[str, Tensor]:
         """One gradient step for every task. `weights` (T, B) masks rows (UDS); `kl_obs` (T, n, O) are the
         states of the DnC KL penalty, n from each task buffer. Returns detached per-task metrics, each (T,).
