@@ -16,6 +16,7 @@ Measurements are interleaved and repeated; medians are reported, and every ratio
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import resource
 import statistics
@@ -43,6 +44,7 @@ from qmp.launch import seed_everything  # noqa: E402
 from qmp.learning.nets import EnsembleLinear  # noqa: E402
 from qmp.loop import Cursor, evaluate_policies, run_epoch  # noqa: E402
 from qmp.methods import METHODS  # noqa: E402
+from qmp.settings import Settings  # noqa: E402
 
 # Work per env: `scale` x one preset collection cycle (env steps and gradient steps scaled together, so
 # updates per env step, batch sizes and networks stay the preset's), `cycles` cycles per measurement.
@@ -90,7 +92,7 @@ def build(cfg: Config, eval_episodes: int = 0) -> Bench:
     seed_everything(cfg.seed)
     cfg.num_evaluation_episodes = eval_episodes
     spec = make_spec(cfg.env, sparse_tasks=cfg.sparse_tasks, task_name=cfg.task_name)
-    parts = build_parts(cfg, spec, torch.device("cpu"))
+    parts = build_parts(Settings.from_config(cfg, spec.num_tasks), spec, torch.device("cpu"))
     n, t, o, a = max(parts.schedule.warmup, parts.schedule.batch_per_task), spec.num_tasks, parts.env.obs_dim, parts.env.act_dim
     rng = np.random.default_rng(cfg.seed)
     parts.buffer.extend({"obs": rng.standard_normal((n, t, o), np.float32), "act": rng.uniform(-1, 1, (n, t, a)).astype(np.float32),
@@ -122,7 +124,7 @@ def time_updates(exp: Bench, updates: int) -> float:
 def time_loop(exp: Bench) -> float:
     """Seconds for one epoch of the real loop (cfg.steps_per_epoch cycles of collect + train)."""
     start = time.perf_counter()
-    if run_epoch(exp.parts, exp.cursor, exp.cfg.steps_per_epoch) is None:
+    if run_epoch(exp.parts, exp.cursor) is None:
         raise RuntimeError("the training loop stopped early")
     return time.perf_counter() - start
 
@@ -255,7 +257,7 @@ def lever_variants(exp: Bench) -> dict[str, tuple[Callable[[], None], Callable[[
         agent.policy_opt, agent.critic_opt, agent.alpha_opt = fused
 
     def set_rows(value: int) -> Callable[[], None]:
-        return lambda: setattr(agent.cfg, "max_update_rows", value)
+        return lambda: setattr(agent, "cfg", dataclasses.replace(agent.cfg, max_update_rows=value))
 
     shipped_forward = EnsembleLinear.forward
 

@@ -1,11 +1,10 @@
-"""`build(cfg, spec, device) -> Parts`: every component of one run, wired once. The only reader of the
-method table (qmp/methods.py): a method is the behaviour policy it collects with, the data it trains on
-and its update schedule, all decided here, so the loop never asks which method it runs.
+"""`build(settings, spec, device) -> Parts`: every component of one run, wired once. A method is the
+behaviour policy it collects with, the data it trains on and its update schedule (resolved from the
+method table in qmp/settings.py), all wired here, so the loop never asks which method it runs.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from functools import partial
 from typing import Protocol
@@ -13,40 +12,16 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
-from qmp.config import Config, replay_capacity
 from qmp.environments import make_spec
 from qmp.environments.base import MultiTaskSpec
 from qmp.environments.multitask import MultiTaskEnv
 from qmp.learning.buffer import Batch, MultiTaskReplayBuffer
 from qmp.learning.nets import DoubleQ, TanhGaussianPolicy
 from qmp.learning.policies import OwnPolicy, QSwitchMixture
-from qmp.learning.sac import MultiTaskSAC, SACConfig, kl_states_per_task
+from qmp.learning.sac import MultiTaskSAC
 from qmp.learning.sharing import UDSSharing
-from qmp.methods import METHODS, Method
+from qmp.settings import ScheduleSettings, Settings
 from qmp.video import VideoRecorder
-
-
-@dataclass(frozen=True)
-class Schedule:
-    """The original's collection/update schedule in lockstep form (all numbers per task)."""
-
-    steps_per_cycle: int  # env steps of each task per collection cycle
-    warmup: int  # each task buffer must hold this many steps before training
-    updates_per_cycle: int  # batched gradient steps per cycle (each trains every task once)
-    batch_per_task: int
-
-    @staticmethod
-    def of(cfg: Config, method: Method, num_tasks: int) -> Schedule:
-        steps = math.ceil(cfg.batch_size / num_tasks)
-        if method.sac_family:  # one shared buffer in the original: G steps of a total batch B
-            return Schedule(steps, math.ceil(cfg.min_buffer_size / num_tasks), cfg.gradient_steps_per_itr,
-                            math.ceil(cfg.buffer_batch_size / num_tasks))
-        # DnC family: task i gets max(1, G * n_i / sum n) steps of B from its own buffer; n_i are equal here
-        return Schedule(steps, cfg.min_buffer_size, max(1, cfg.gradient_steps_per_itr // num_tasks), cfg.buffer_batch_size)
-
-    def steps_to_collect(self, buffer_size: int) -> int:
-        """Steps per task of the next cycle: more while the buffers are below the warm-up."""
-        return max(self.steps_per_cycle, self.warmup - buffer_size) if buffer_size < self.warmup else self.steps_per_cycle
 
 
 @dataclass
@@ -106,7 +81,7 @@ class Parts:
     own_policy: OwnPolicy  # the headline evaluation (eval/*)
     eval_mixture: QSwitchMixture | None  # QMP's second evaluation (eval_mixture/*)
     data: DataSource
-    schedule: Schedule
+    schedule: ScheduleSettings
     video: VideoRecorder | None
     shared_alpha: bool  # `sac`: one temperature (its finiteness check is not per task)
 
@@ -128,39 +103,33 @@ class Parts:
             self.video.close()
 
 
-def build(cfg: Config, spec: MultiTaskSpec, device: torch.device) -> Parts:
-    method = METHODS[cfg.method]
+def build(settings: Settings, spec: MultiTaskSpec, device: torch.device) -> Parts:
+    cfg, net = settings.cfg, settings.network
     env = MultiTaskEnv(spec, cfg.seed)
-    eval_env = MultiTaskEnv(spec, cfg.seed, evaluation=True) if cfg.num_evaluation_episodes > 0 else None
+    eval_env = MultiTaskEnv(spec, cfg.seed, evaluation=True) if settings.evaluation.episodes > 0 else None
     t, obs_dim, act_dim = spec.num_tasks, env.obs_dim, env.act_dim
-    policy = TanhGaussianPolicy(cfg.policy_architecture, t, obs_dim, act_dim, cfg.hidden_sizes, cfg.include_task_id,
-                                cfg.multihead_double_tanh)
-    critic = DoubleQ(cfg.Q_architecture, t, obs_dim, act_dim, cfg.hidden_sizes, cfg.include_task_id, cfg.layer_norm)
-    sac_cfg = SACConfig(
-        lr=cfg.lr, discount=cfg.discount, tau=cfg.target_update_tau, reward_scale=cfg.reward_scale,
-        target_entropy=cfg.target_entropy, alpha_loss="exp" if method.sac_family else "log",
-        shared_alpha=method.shared_alpha, kl_coeff=cfg.kl_coeff, kl_states=cfg.sampling_type,
-        max_update_rows=cfg.max_update_rows,
-    )
-    agent = MultiTaskSAC(policy, critic, t, act_dim, sac_cfg, device)
+    policy = TanhGaussianPolicy(net.policy_architecture, t, obs_dim, act_dim, list(net.hidden_sizes), net.include_task_id,
+                                net.double_tanh)
+    critic = DoubleQ(net.q_architecture, t, obs_dim, act_dim, list(net.hidden_sizes), net.include_task_id, net.layer_norm)
+    agent = MultiTaskSAC(policy, critic, t, act_dim, settings.sac, device)
     own_policy = OwnPolicy(agent.policy)
     behaviour: OwnPolicy | QSwitchMixture = own_policy
     eval_mixture = None
-    if method.qswitch:
-        args = (agent.policy, agent.critic, t, cfg.policy_sampling_freq, cfg.qswitch_score, cfg.qswitch_action)
+    if settings.qswitch is not None:
+        q = settings.qswitch
+        args = (agent.policy, agent.critic, t, q.sampling_freq, q.score, q.action)
         behaviour, eval_mixture = QSwitchMixture(*args), QSwitchMixture(*args)
-    schedule = Schedule.of(cfg, method, t)
-    buffer = MultiTaskReplayBuffer(t, replay_capacity(cfg, t), obs_dim, act_dim, device)
-    kl_states = kl_states_per_task(cfg.sampling_type, cfg.buffer_batch_size, t) if agent.kl_beta is not None else None
-    data: DataSource = OwnData(buffer, schedule.batch_per_task, kl_states)
-    if method.sharing:
-        sharing = UDSSharing(t, cfg.buffer_batch_size, spec.min_reward, cfg.sharing_quantile, device)
-        data = SharedData(buffer, schedule.batch_per_task, kl_states, sharing, agent.critic)
+    schedule = settings.schedule
+    buffer = MultiTaskReplayBuffer(t, schedule.replay_per_task, obs_dim, act_dim, device)
+    data: DataSource = OwnData(buffer, schedule.batch_per_task, settings.kl_states_per_task)
+    if settings.uds_quantile is not None:
+        sharing = UDSSharing(t, schedule.batch_per_task, spec.min_reward, settings.uds_quantile, device)
+        data = SharedData(buffer, schedule.batch_per_task, settings.kl_states_per_task, sharing, agent.critic)
     video = None
-    if cfg.vis_freq > 0:
+    v = settings.video
+    if v.frequency > 0:
         render_spec = partial(make_spec, cfg.env, sparse_tasks=cfg.sparse_tasks, task_name=cfg.task_name,
                               render_mode="rgb_array")
-        video = VideoRecorder(render_spec, cfg.seed, max(cfg.vis_num // t, 1), cfg.vis_width, cfg.vis_height, cfg.vis_fps,
-                              cfg.vis_format)
+        video = VideoRecorder(render_spec, cfg.seed, max(v.episodes // t, 1), v.width, v.height, v.fps, v.format)
     return Parts(spec, env, eval_env, agent, buffer, behaviour, own_policy, eval_mixture, data, schedule, video,
-                 method.shared_alpha)
+                 settings.sac.shared_alpha)

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 CHECKPOINT_NAME = "checkpoint.pt"
-FORMAT_VERSION = 3  # 2: EpochProgress ("partial"); 3: unstable episodes counted from Episode records
+FORMAT_VERSION = 4  # 2: EpochProgress ("partial"); 3: unstable episodes from Episode records; 4: MujocoTaskEnv state
 REQUIRED_KEYS = ("meta", "code_version", "epoch", "agent", "env", "rng")
 
 

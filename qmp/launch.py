@@ -12,6 +12,7 @@ import random
 import threading
 import time
 import warnings
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ from qmp.logger import Logger
 from qmp.loop import Cursor, check_finite, evaluate_policies, run_epoch
 from qmp.run_dir import CHECKPOINT, DONE, QSWITCH_LOG, RUNNING, STOPPED, prepare_run_dir, truncate_jsonl, write_status
 from qmp.run_dir import write_config as write_config_file
+from qmp.settings import Settings
 
 
 def pick_device(gpu: int | None) -> torch.device:
@@ -110,7 +112,7 @@ def write_config(run_dir: Path, cfg: Config, parts: Parts, device: torch.device)
               "resolved": {"task_names": list(parts.spec.task_names), "num_tasks": parts.spec.num_tasks,
                            "obs_dim": parts.env.obs_dim, "act_dim": parts.env.act_dim,
                            "max_episode_steps": parts.spec.max_episode_steps, "min_reward": parts.spec.min_reward,
-                           "schedule": schedule.__dict__, "device": str(device), "replay_per_task": parts.buffer.capacity,
+                           "schedule": asdict(schedule), "device": str(device), "replay_per_task": parts.buffer.capacity,
                            "replay_total": parts.buffer.capacity * parts.spec.num_tasks}}
     write_config_file(run_dir, record)
 
@@ -134,7 +136,8 @@ def train(cfg: Config) -> Path:
     device = pick_device(cfg.gpu)
     seed_everything(cfg.seed)
     spec = make_spec(cfg.env, sparse_tasks=cfg.sparse_tasks, task_name=cfg.task_name)
-    parts = build(cfg, spec, device)
+    settings = Settings.from_config(cfg, spec.num_tasks)
+    parts = build(settings, spec, device)
     try:
         run_dir = prepare_run_dir(cfg.run_dir, cfg.log_dir, cfg.env, cfg.method, cfg.name, cfg.seed, cfg.overwrite)
         checkpointer = Checkpointer(run_dir / CHECKPOINT, run_meta(cfg, parts), cfg.save_buffer,
@@ -151,9 +154,9 @@ def train(cfg: Config) -> Path:
             # signal handlers can only be installed from the main thread (tests may call train() elsewhere)
             if threading.current_thread() is threading.main_thread():
                 with StopSignals() as signals:
-                    fit(parts, cfg, cursor, logger, checkpointer, signals)
+                    fit(parts, settings, cursor, logger, checkpointer, signals)
             else:
-                fit(parts, cfg, cursor, logger, checkpointer, None)
+                fit(parts, settings, cursor, logger, checkpointer, None)
             # also when a finished run is started again: nothing to train, but the status says done
             write_status(run_dir, epoch=cursor.epoch, n_epochs=cfg.n_epochs, env_steps=cursor.env_steps, state=DONE)
         finally:
@@ -163,11 +166,12 @@ def train(cfg: Config) -> Path:
     return run_dir
 
 
-def fit(parts: Parts, cfg: Config, cursor: Cursor, logger: Logger, checkpointer: Checkpointer,
+def fit(parts: Parts, settings: Settings, cursor: Cursor, logger: Logger, checkpointer: Checkpointer,
         signals: StopSignals | None) -> None:
     """Epochs until n_epochs; raises StopRequested after a signal's checkpoint is written."""
     from tqdm import tqdm
 
+    cfg, cycles, evaluation = settings.cfg, parts.schedule.cycles_per_epoch, settings.evaluation
     run_dir = checkpointer.path.parent
 
     def stop() -> bool:
@@ -181,7 +185,7 @@ def fit(parts: Parts, cfg: Config, cursor: Cursor, logger: Logger, checkpointer:
 
     def after_cycle() -> None:
         assert cursor.progress is not None
-        if cursor.progress.cycle < cfg.steps_per_epoch and checkpointer.due():
+        if cursor.progress.cycle < cycles and checkpointer.due():
             checkpoint()
 
     def stopped(saved: bool = False) -> StopRequested:
@@ -191,27 +195,27 @@ def fit(parts: Parts, cfg: Config, cursor: Cursor, logger: Logger, checkpointer:
         else:
             write_status(run_dir, epoch=cursor.epoch, n_epochs=cfg.n_epochs, env_steps=cursor.env_steps, state=STOPPED)
         assert cursor.progress is not None
-        where = (f"epoch {cursor.epoch}, cycle {cursor.progress.cycle}/{cfg.steps_per_epoch}"
+        where = (f"epoch {cursor.epoch}, cycle {cursor.progress.cycle}/{cycles}"
                  if cursor.epoch < cfg.n_epochs else "the end")
         return StopRequested(signals.received, f"stopped by {signals.name} at {where}; checkpoint written to "
                                                f"{checkpointer.path}. Resume by running the same command again, or: "
                                                f"python run.py resume --snapshot_dir {run_dir}")
 
     t = parts.spec.num_tasks
-    planned = t * parts.schedule.steps_per_cycle * cfg.steps_per_epoch * cfg.n_epochs
+    planned = t * parts.schedule.steps_per_cycle * cycles * cfg.n_epochs
     bar = tqdm(total=planned, initial=cursor.env_steps, unit="step", unit_scale=True, disable=None, dynamic_ncols=True)
     try:
         while cursor.epoch < cfg.n_epochs:
             epoch, start, steps_before = cursor.epoch, time.perf_counter(), cursor.env_steps
-            result = run_epoch(parts, cursor, cfg.steps_per_epoch, stop, after_cycle, bar.update)
+            result = run_epoch(parts, cursor, stop, after_cycle, bar.update)
             if result is None:
                 raise stopped()
             metrics = result.metrics
             eval_start = time.perf_counter()
-            if parts.eval_env is not None and (epoch % cfg.evaluation_frequency == 0 or epoch == cfg.n_epochs - 1):
-                metrics.update(evaluate_policies(parts, cfg.num_evaluation_episodes, cfg.seed, epoch))
+            if parts.eval_env is not None and (epoch % evaluation.frequency == 0 or epoch == cfg.n_epochs - 1):
+                metrics.update(evaluate_policies(parts, evaluation.episodes, cfg.seed, epoch))
             metrics["time/eval_s"] = time.perf_counter() - eval_start
-            if parts.video is not None and epoch % cfg.vis_freq == 0:
+            if parts.video is not None and epoch % settings.video.frequency == 0:
                 video_start = time.perf_counter()
                 parts.video.record(parts.own_policy, epoch, run_dir / "videos", parts.agent.device)
                 metrics["time/video_s"] = time.perf_counter() - video_start

@@ -144,7 +144,7 @@ def update_cycle(parts: Parts, cursor: Cursor, stop: Callable[[], bool]) -> bool
     return True
 
 
-def run_epoch(parts: Parts, cursor: Cursor, cycles: int, stop: Callable[[], bool] = lambda: False,
+def run_epoch(parts: Parts, cursor: Cursor, stop: Callable[[], bool] = lambda: False,
               after_cycle: Callable[[], None] | None = None,
               collected: Callable[[int], None] | None = None) -> EpochResult | None:
     """The current epoch's remaining cycles, then its metrics; None as soon as `stop()` is true (polled
@@ -152,7 +152,7 @@ def run_epoch(parts: Parts, cursor: Cursor, cycles: int, stop: Callable[[], bool
     and parameters are checked for NaN/inf once per cycle. `collected(steps)` hears of every collection."""
     p = cursor.progress
     assert p is not None
-    while p.cycle < cycles:
+    while p.cycle < parts.schedule.cycles_per_epoch:
         if stop():
             return None
         if not p.collected:

@@ -34,6 +34,7 @@ from qmp.learning.sac import MultiTaskSAC
 from qmp.logger import Logger, read_complete_rows
 from qmp.loop import Cursor, check_finite
 from qmp.methods import METHODS
+from qmp.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 TOY = "ToyReach-v0"
@@ -267,7 +268,7 @@ def test_nan_loss_and_parameter_are_named(tmp_path: Path, monkeypatch: pytest.Mo
     assert (kept["epoch"], kept["partial"]["cycle"]) == (1, 0)
     assert all(torch.isfinite(v).all() for v in kept["agent"]["policy"].values())
 
-    parts = build(cfg, make_spec(TOY), torch.device("cpu"))
+    parts = build(Settings.from_config(cfg, 4), make_spec(TOY), torch.device("cpu"))
     cursor = Cursor(parts.spec.num_tasks, epoch=5)
     check_finite(parts, cursor)
     with torch.no_grad():

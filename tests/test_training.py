@@ -17,6 +17,7 @@ from qmp.learning.policies import OwnPolicy
 from qmp.loop import evaluate_policies
 from qmp.methods import METHODS
 from qmp.rollout import episode_metrics, evaluate, evaluation_seed
+from qmp.settings import Settings
 from tests.helpers import read_progress, tiny_flags, train, without_time
 
 TOY = "ToyReach-v0"
@@ -76,7 +77,7 @@ def test_explicit_flags_and_presets_reach_the_run(tmp_path: Path) -> None:
 
 def test_evaluation_uses_each_tasks_own_policy(tmp_path: Path) -> None:
     cfg = parse_args(["qmp_dnc", f"--env={TOY}", "--run_dir", str(tmp_path), "--num_evaluation_episodes", "4"], list(METHODS), list(ENVS))
-    exp = build(cfg, make_spec(TOY), torch.device("cpu"))
+    exp = build(Settings.from_config(cfg, 4), make_spec(TOY), torch.device("cpu"))
     with torch.no_grad():  # rig every critic to prefer policy 3's proposals: the mixture now differs
         exp.agent.critic.net.body.out.bias.zero_()
         out = exp.agent.policy.net.body.out

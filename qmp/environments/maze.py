@@ -162,8 +162,8 @@ def task_label(index: int) -> str:
 
 def maze_large_10(task_name: TaskSubset = None, sparse_tasks: TaskSubset = None, render_mode: str | None = None,
                   **_: Any) -> MultiTaskSpec:
-    """`task_name`: a subset of the 10 tasks (indices or labels; default all); `sparse_tasks`: tasks (in the
-    same 0..9 numbering) whose reward is 1 at success and 0 otherwise."""
+    """`task_name`: a subset of the 10 tasks by index ("0,9" or [0, 9]; labels too, in a list: they hold
+    commas), default all; `sparse_tasks`: tasks (same numbering) whose reward is 1 at success, else 0."""
     labels = [task_label(i) for i in range(len(MAZE_TASKS))]
     selected = parse_task_subset(task_name, labels, "MazeLarge-10-v0") or list(range(len(MAZE_TASKS)))
     sparse = set(parse_task_subset(sparse_tasks, labels, "MazeLarge-10-v0", "sparse_tasks"))

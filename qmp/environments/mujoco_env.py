@@ -25,7 +25,7 @@ StepReturn = tuple[np.ndarray, float, bool, bool, dict[str, Any]]
 class MujocoTaskEnv(TaskEnv):
     """A task env stepping its own `mujoco.MjData`: obs_dim float32 observations, one action in [-1, 1] per actuator."""
 
-    stability_limits: StabilityLimits = DEFAULT_LIMITS
+    stability_limits: StabilityLimits = DEFAULT_LIMITS  # beyond these |qvel| / |qacc| a step is garbage
 
     def __init__(self, model: mujoco.MjModel, camera: str | int | mujoco.MjvCamera, render_mode: str | None,
                  obs_dim: int, width: int = 480, height: int = 480) -> None:

@@ -39,7 +39,7 @@ def _task_index(item: int | str, names: Sequence[str], family: str, param: str) 
             return list(names).index(item)
         if item.isdigit() and int(item) < len(names):
             return int(item)
-    else:
+    elif not isinstance(item, bool):  # True is no task index, though operator.index takes it for 1
         try:
             index = operator.index(item)
         except TypeError:

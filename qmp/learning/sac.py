@@ -16,18 +16,27 @@ from qmp.learning.buffer import Batch
 from qmp.learning.nets import DoubleQ, TanhGaussianPolicy
 
 
-@dataclass
+@dataclass(frozen=True)
 class SACConfig:
     lr: float = 3e-4
+    """Adam learning rate of policies, critics and temperatures."""
     discount: float = 0.99
     tau: float = 5e-3
+    """Polyak step of the target critics, every gradient step."""
     reward_scale: float = 1.0
-    target_entropy: float | None = None  # None -> -dim(A)
-    alpha_loss: str = "log"  # "log": -log(a)(logp + H) (DnC family); "exp": -a(logp + H) (SAC/MTSAC)
-    shared_alpha: bool = False  # `sac`: one temperature for all tasks
-    kl_coeff: list[float] = field(default_factory=lambda: [0.0])  # DnC: one value or T*T values
-    kl_states: str = "all"  # DnC: which buffers' states pair (i, j) is scored on (KL_STATE_TYPES)
-    max_update_rows: int = 8192  # tasks x batch per chunk of a gradient step (0: never split)
+    """Multiplies the reward in the TD target."""
+    target_entropy: float | None = None
+    """SAC's entropy target; None: -dim(A)."""
+    alpha_loss: str = "log"
+    """"log": -log(alpha)(logp + H), the DnC family's; "exp": -alpha(logp + H), sac/mtsac's."""
+    shared_alpha: bool = False
+    """One temperature for all tasks (`sac`)."""
+    kl_coeff: list[float] = field(default_factory=lambda: [0.0])
+    """DnC KL weights: one value for every pair, or T*T values (source task varies fastest)."""
+    kl_states: str = "all"
+    """Which buffers' states score the KL of pair (i, j): all, j or i+j (KL_STATE_TYPES)."""
+    max_update_rows: int = 8192
+    """Tasks x batch per chunk of a gradient step of separate networks (0: never split)."""
 
 
 def weighted_mean(x: Tensor, weights: Tensor | None) -> Tensor:

@@ -1,0 +1,136 @@
+"""Typed, frozen settings for each component of a run, built from the command line's flat Config.
+
+The command line (qmp/config.py) keeps the original's whole flag surface, legacy flags included. A
+component receives only the settings it uses, with the method table already resolved into plain
+fields, so `Settings` is also the way to configure a run from Python (`Settings.from_config`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from qmp.config import Config, replay_capacity
+from qmp.learning.sac import SACConfig, kl_states_per_task
+from qmp.methods import METHODS
+
+
+@dataclass(frozen=True)
+class NetworkSettings:
+    policy_architecture: str = "separate"
+    """How the task policies share parameters: separate, multihead or shared."""
+    q_architecture: str = "separate"
+    """How the task critics share parameters: separate, multihead or shared."""
+    hidden_sizes: tuple[int, ...] = (256, 256)
+    """Hidden layer sizes of every policy and critic."""
+    include_task_id: bool = False
+    """Append the task one-hot to network inputs."""
+    layer_norm: bool = False
+    """Layer norm in the critics."""
+    double_tanh: bool = False
+    """The original multihead policy's double squashing, tanh(tanh(mu) + sigma*eps)."""
+
+
+@dataclass(frozen=True)
+class ScheduleSettings:
+    """The original's collection/update schedule in lockstep form; every number is per task."""
+
+    steps_per_cycle: int
+    """Env steps of each task per collection cycle (ceil(batch_size / T))."""
+    cycles_per_epoch: int
+    """Collection/update cycles per epoch (--steps_per_epoch)."""
+    warmup: int
+    """Each task buffer holds this many steps before gradient steps start."""
+    updates_per_cycle: int
+    """Batched gradient steps per cycle; each trains every task once."""
+    batch_per_task: int
+    """Transitions of each task in one gradient step."""
+    replay_per_task: int
+    """Replay capacity of each task's ring."""
+
+    @staticmethod
+    def of(cfg: Config, num_tasks: int) -> ScheduleSettings:
+        steps = math.ceil(cfg.batch_size / num_tasks)
+        replay = replay_capacity(cfg, num_tasks)
+        if METHODS[cfg.method].sac_family:  # one shared buffer in the original: G steps of a total batch B
+            return ScheduleSettings(steps, cfg.steps_per_epoch, math.ceil(cfg.min_buffer_size / num_tasks),
+                                    cfg.gradient_steps_per_itr, math.ceil(cfg.buffer_batch_size / num_tasks), replay)
+        # DnC family: task i gets max(1, G * n_i / sum n) steps of B from its own buffer; n_i are equal here
+        return ScheduleSettings(steps, cfg.steps_per_epoch, cfg.min_buffer_size,
+                                max(1, cfg.gradient_steps_per_itr // num_tasks), cfg.buffer_batch_size, replay)
+
+    def steps_to_collect(self, buffer_size: int) -> int:
+        """Steps per task of the next cycle: more while the buffers are below the warm-up."""
+        return max(self.steps_per_cycle, self.warmup - buffer_size) if buffer_size < self.warmup else self.steps_per_cycle
+
+
+@dataclass(frozen=True)
+class QSwitchSettings:
+    sampling_freq: int = 1
+    """Re-select the executed policy every this many steps of an episode."""
+    score: str = "q1"
+    """Which critic scores a candidate: q1 (the original), min or mean of the twins."""
+    action: str = "mean"
+    """Which candidate action is scored: mean (the original) or sample."""
+
+
+@dataclass(frozen=True)
+class EvaluationSettings:
+    episodes: int = 10
+    """Evaluation episodes summed over tasks (0: no evaluation)."""
+    frequency: int = 1
+    """Evaluate every this many epochs (and after the last)."""
+
+
+@dataclass(frozen=True)
+class VideoSettings:
+    frequency: int = -1
+    """Record every this many epochs (-1: never)."""
+    episodes: int = 10
+    """Episodes recorded per video epoch, summed over tasks."""
+    width: int = 500
+    height: int = 500
+    fps: int = 40
+    format: str = "mp4"
+    """mp4 or gif."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a run needs besides the env spec; `cfg` keeps the flat flags for config.json and wandb."""
+
+    cfg: Config
+    method: str
+    qswitch: QSwitchSettings | None
+    """Collect with the Q-switch mixture (QMP methods), else each task's own policy."""
+    uds_quantile: float | None
+    """Train on UDS-shared data (uds_dnc, qmp_uds_dnc), keeping a shared transition if task i's Q1 on it
+    exceeds this quantile of its own Q1 (0 keeps all); None: each task trains on its own data."""
+    kl_states_per_task: int | None
+    """States of each task buffer drawn for the DnC KL term; None: no KL term."""
+    network: NetworkSettings
+    sac: SACConfig
+    schedule: ScheduleSettings
+    evaluation: EvaluationSettings
+    video: VideoSettings
+
+    @staticmethod
+    def from_config(cfg: Config, num_tasks: int) -> Settings:
+        method = METHODS[cfg.method]
+        kl_on = any(cfg.kl_coeff)
+        return Settings(
+            cfg=cfg,
+            method=cfg.method,
+            qswitch=QSwitchSettings(cfg.policy_sampling_freq, cfg.qswitch_score, cfg.qswitch_action) if method.qswitch else None,
+            uds_quantile=cfg.sharing_quantile if method.sharing else None,
+            kl_states_per_task=kl_states_per_task(cfg.sampling_type, cfg.buffer_batch_size, num_tasks) if kl_on else None,
+            network=NetworkSettings(cfg.policy_architecture, cfg.Q_architecture, tuple(cfg.hidden_sizes), cfg.include_task_id,
+                                    cfg.layer_norm, cfg.multihead_double_tanh),
+            sac=SACConfig(lr=cfg.lr, discount=cfg.discount, tau=cfg.target_update_tau, reward_scale=cfg.reward_scale,
+                          target_entropy=cfg.target_entropy, alpha_loss="exp" if method.sac_family else "log",
+                          shared_alpha=method.shared_alpha, kl_coeff=list(cfg.kl_coeff), kl_states=cfg.sampling_type,
+                          max_update_rows=cfg.max_update_rows),
+            schedule=ScheduleSettings.of(cfg, num_tasks),
+            evaluation=EvaluationSettings(cfg.num_evaluation_episodes, cfg.evaluation_frequency),
+            video=VideoSettings(cfg.vis_freq, cfg.vis_num, cfg.vis_width, cfg.vis_height, cfg.vis_fps, cfg.vis_format),
+        )
