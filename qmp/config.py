@@ -12,53 +12,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from qmp.environments import ENVS
 from qmp.methods import ARCHITECTURES, METHODS, QSWITCH_ACTIONS, QSWITCH_SCORES, check_method
-
-# Deviations for speed (docs/performance.md): `evaluation_frequency` > 1 where evaluating every epoch,
-# as the original did, would cost more than 10% of the wall time (measured for Jaco and MT10, estimated
-# for the others from the original's eval/train interaction per epoch at its defaults). Replay sizes: see
-# `replay_capacity` (MT50's DnC family keeps 5e5 instead of 1e6 transitions per task, REPLAY_MEMORY_CAP).
-ENV_PRESETS: dict[str, dict[str, Any]] = {
-    "JacoReachMT5-v1": {"n_policies": 5, "n_epochs": 2000, "num_evaluation_episodes": 50, "evaluation_frequency": 20},
-    # Not in the original: JacoReachMT5-v1 from a raised start pose the arm can hold (docs/env_jaco.md)
-    "JacoReachMT5Raised-v1": {"n_policies": 5, "n_epochs": 2000, "num_evaluation_episodes": 50, "evaluation_frequency": 20},
-    "MazeLarge-10-v0": {
-        "n_policies": 10, "n_epochs": 2000, "batch_size": 6000, "gradient_steps_per_itr": 1000,
-        "min_buffer_size": 3000, "buffer_batch_size": 256, "num_evaluation_episodes": 100, "evaluation_frequency": 20,
-    },
-    "Walker2dMT4-v0": {
-        "n_policies": 4, "n_epochs": 2000, "batch_size": 4000, "gradient_steps_per_itr": 6000,
-        "num_evaluation_episodes": 40, "evaluation_frequency": 20,
-    },
-    "MetaWorldCDS-v1": {
-        "n_policies": 4, "n_epochs": 500, "batch_size": 2000, "steps_per_epoch": 10,
-        "gradient_steps_per_itr": 200, "min_buffer_size": 5000, "buffer_batch_size": 256, "lr": 1.5e-3,
-        "num_evaluation_episodes": 40, "evaluation_frequency": 10,
-    },
-    "MetaWorldMT10-v2": {
-        "n_policies": 10, "batch_size": 5000, "steps_per_epoch": 10, "gradient_steps_per_itr": 500,
-        "min_buffer_size": 5000, "buffer_batch_size": 2560, "lr": 1.5e-3, "num_evaluation_episodes": 100,
-        "evaluation_frequency": 2,
-    },
-    "MetaWorldMT50-v2": {
-        "n_policies": 50, "n_epochs": 1000, "batch_size": 25000, "steps_per_epoch": 8,
-        "gradient_steps_per_itr": 2500, "min_buffer_size": 1500, "buffer_batch_size": 1280,
-        "hidden_sizes": [400, 400], "num_evaluation_episodes": 250,
-    },
-    # The original's preset set a misspelt num_epochs=500, so 1000 epochs (10M steps) ran; the
-    # paper's curves stop at 5M steps: we use the intended 500 epochs.
-    "KitchenMTEasy-v0": {
-        "n_policies": 10, "n_epochs": 500, "batch_size": 2000, "steps_per_epoch": 5,
-        "gradient_steps_per_itr": 500, "min_buffer_size": 2000, "buffer_batch_size": 1280,
-        "num_evaluation_episodes": 50, "evaluation_frequency": 10,
-    },
-    # Not from the paper: a seconds-long benchmark for tests and debugging.
-    "ToyReach-v0": {
-        "n_policies": 4, "n_epochs": 30, "batch_size": 80, "gradient_steps_per_itr": 160,
-        "min_buffer_size": 100, "buffer_batch_size": 64, "hidden_sizes": [64, 64], "lr": 1e-3,
-        "num_evaluation_episodes": 8,
-    },
-}
 
 # The original's replay: garage buffers of 1e6 transitions, one per task for the DnC family, ONE shared by
 # all tasks for sac/mtsac/qmp_sac. Per-task caps where that does not fit in memory: MT50's 50 x 1e6 float32
@@ -240,7 +195,7 @@ def _closest(value: str, choices: list[str]) -> str:
 
 def expected_tasks(cfg: Config) -> int | None:
     """Task count implied by the env preset and --task_name, known without importing simulators."""
-    preset = ENV_PRESETS.get(cfg.env, {})
+    preset = (ENVS[cfg.env].preset if cfg.env in ENVS else {})
     if cfg.task_name:
         return len([part for part in cfg.task_name.split(",") if part.strip()])
     return preset.get("n_policies")
@@ -253,7 +208,7 @@ def parse_args(argv: list[str], methods: list[str], envs: list[str]) -> Config:
     first, _ = parser.parse_known_args(argv)
     if first.env not in envs:
         raise ConfigError(f"unknown env {first.env!r}{_closest(first.env, envs)}; valid: {', '.join(envs)}")
-    parser.set_defaults(**ENV_PRESETS.get(first.env, {}))
+    parser.set_defaults(**ENVS[first.env].preset)
     cfg = Config(**vars(parser.parse_args(argv)))
     validate(cfg, methods)
     return cfg

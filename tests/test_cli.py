@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from qmp.config import ENV_PRESETS, Config, ConfigError, garage_only_warnings, parse_args
+from qmp.config import Config, ConfigError, garage_only_warnings, parse_args
 from qmp.environments import ENVS
 from qmp.methods import METHODS
 
@@ -52,14 +52,14 @@ def test_readme_commands_parse_exactly(argv: list[str]) -> None:
         assert cfg.sharing_quantile == 0.0
 
 
-@pytest.mark.parametrize("env", sorted(ENV_PRESETS))
+@pytest.mark.parametrize("env", sorted(ENVS))
 def test_presets_apply_and_explicit_flags_win(env: str) -> None:
     cfg = parse("dnc_sac", f"--env={env}")
-    for key, value in ENV_PRESETS[env].items():
+    for key, value in ENVS[env].preset.items():
         assert getattr(cfg, key) == value, key
     explicit = parse("dnc_sac", f"--env={env}", "--batch_size", "123", "--lr", "0.0007", "--n_epochs", "3")
     assert (explicit.batch_size, explicit.lr, explicit.n_epochs) == (123, 0.0007, 3)
-    assert explicit.n_policies == ENV_PRESETS[env]["n_policies"]
+    assert explicit.n_policies == ENVS[env].preset["n_policies"]
 
 
 def test_garage_only_flags_are_accepted_with_a_warning() -> None:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from qmp.config import ENV_PRESETS, ConfigError, parse_args, replay_capacity
+from qmp.config import ConfigError, parse_args, replay_capacity
 from qmp.environments import ENVS
 from qmp.learning.buffer import MultiTaskReplayBuffer
 from qmp.learning.nets import DoubleQ, TanhGaussianPolicy
@@ -114,7 +114,7 @@ def test_presets_fit_the_memory_budget() -> None:
     assert cfg.n_policies * replay_capacity(cfg, cfg.n_policies) * row_bytes < 10e9
     mt10 = parse_args(["dnc_sac", "--env=MetaWorldMT10-v2"], list(METHODS), list(ENVS))
     assert replay_capacity(mt10, mt10.n_policies) == 1_000_000
-    assert all(p.get("evaluation_frequency", 1) >= 1 for p in ENV_PRESETS.values())
+    assert all(p.get("evaluation_frequency", 1) >= 1 for p in (e.preset for e in ENVS.values()))
 
 
 def test_max_update_rows_flag() -> None:

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from qmp.config import ENV_PRESETS
 from qmp.environments import ENVS
 from qmp.methods import METHODS
 from tests.helpers import tiny_flags, train
@@ -24,7 +23,7 @@ def test_every_registered_env_has_a_horizon_here() -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("env", sorted(HORIZONS))
 def test_qmp_dnc_on_each_benchmark(env: str, tmp_path: Path) -> None:
-    tasks, horizon = ENV_PRESETS[env]["n_policies"], HORIZONS[env]
+    tasks, horizon = ENVS[env].preset["n_policies"], HORIZONS[env]
     evaluation = env != "MetaWorldMT50-v2"  # its separate evaluation benchmark costs another ~35 s
     flags = [*tiny_flags(tasks, horizon, evaluation), "--n_epochs", "1", "--gradient_steps_per_itr", str(tasks)]
     rows = train("qmp_dnc", env, tmp_path, *flags)
