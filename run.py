@@ -30,7 +30,8 @@ def resume_config(argv: list[str]) -> Config:
     args, _ = parser.parse_known_args(argv)
     path = Path(args.snapshot_dir) / "config.json"
     if not path.exists():
-        raise ConfigError(f"--snapshot_dir {args.snapshot_dir}: no config.json there; valid: a run directory written by run.py")
+        raise ConfigError(f"--snapshot_dir {args.snapshot_dir}: no config.json there; "
+                          "valid: a run directory written by run.py")
     try:
         saved = json.loads(path.read_text())
     except (OSError, ValueError) as exc:

@@ -93,17 +93,21 @@ def build(cfg: Config, eval_episodes: int = 0) -> Bench:
     cfg.num_evaluation_episodes = eval_episodes
     spec = make_spec(cfg.env, sparse_tasks=cfg.sparse_tasks, task_name=cfg.task_name)
     parts = build_parts(Settings.from_config(cfg, spec.num_tasks), spec, torch.device("cpu"))
-    n, t, o, a = max(parts.schedule.warmup, parts.schedule.batch_per_task), spec.num_tasks, parts.env.obs_dim, parts.env.act_dim
+    n, t, o, a = (max(parts.schedule.warmup, parts.schedule.batch_per_task), spec.num_tasks, parts.env.obs_dim,
+                  parts.env.act_dim)
     rng = np.random.default_rng(cfg.seed)
-    parts.buffer.extend({"obs": rng.standard_normal((n, t, o), np.float32), "act": rng.uniform(-1, 1, (n, t, a)).astype(np.float32),
-                       "rew": rng.standard_normal((n, t), np.float32), "next_obs": rng.standard_normal((n, t, o), np.float32),
-                       "terminated": np.zeros((n, t), np.float32)})
+    parts.buffer.extend({"obs": rng.standard_normal((n, t, o), np.float32),
+                         "act": rng.uniform(-1, 1, (n, t, a)).astype(np.float32),
+                         "rew": rng.standard_normal((n, t), np.float32),
+                         "next_obs": rng.standard_normal((n, t, o), np.float32),
+                         "terminated": np.zeros((n, t), np.float32)})
     return Bench(cfg, parts, Cursor(spec.num_tasks))
 
 
 def time_env_only(env: MultiTaskEnv, lockstep_steps: int, seed: int) -> float:
     """Seconds for `lockstep_steps` steps of every task with random actions (resets included)."""
-    actions = np.random.default_rng(seed).uniform(-1, 1, (lockstep_steps, env.num_tasks, env.act_dim)).astype(np.float32)
+    actions = (np.random.default_rng(seed).uniform(-1, 1, (lockstep_steps, env.num_tasks, env.act_dim))
+               .astype(np.float32))
     if not env.started:
         env.reset()
     start = time.perf_counter()
@@ -215,7 +219,8 @@ def measure_scaling(tasks: Sequence[int]) -> list[tuple[int, float, float, float
         extra = [f"--task_name={','.join(str(i) for i in range(k))}", f"--n_policies={k}", *SCALING_FLAGS]
         cfg = parse_args(["dnc_sac", "--env=MetaWorldMT50-v2", *extra, f"--batch_size={k * SCALING_STEPS}",
                           f"--gradient_steps_per_itr={k * SCALING_UPDATES}", "--steps_per_epoch=1",
-                          "--replay_buffer_size=5000", "--num_evaluation_episodes=0", "--vis_freq=-1"], list(METHODS), list(ENVS))
+                          "--replay_buffer_size=5000", "--num_evaluation_episodes=0", "--vis_freq=-1"],
+                         list(METHODS), list(ENVS))
         exp = build(cfg)
         time_loop(exp)  # first cycle: resets and one-off allocations
         env_s = time_env_only(exp.parts.env, SCALING_STEPS, 0)
@@ -232,9 +237,9 @@ def measure_memory(threads: int) -> tuple[float, str]:
     """Peak RSS (GB) of a short MT50 run with its preset (replay buffers allocated in full, evaluation
     env built, one gradient step at the preset batch, one evaluation round, a checkpoint)."""
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, str(ROOT / "run.py"), "dnc_sac", "--env=MetaWorldMT50-v2", "--n_epochs=1", "--steps_per_epoch=1",
-               "--min_buffer_size=500", "--batch_size=25000", "--gradient_steps_per_itr=50", "--num_evaluation_episodes=50",
-               f"--run_dir={tmp}", f"--torch_threads={threads}", "--vis_freq=-1"]
+        cmd = [sys.executable, str(ROOT / "run.py"), "dnc_sac", "--env=MetaWorldMT50-v2", "--n_epochs=1",
+               "--steps_per_epoch=1", "--min_buffer_size=500", "--batch_size=25000", "--gradient_steps_per_itr=50",
+               "--num_evaluation_episodes=50", f"--run_dir={tmp}", f"--torch_threads={threads}", "--vis_freq=-1"]
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode != 0:
             raise RuntimeError(f"MT50 memory run failed ({done.returncode}): {done.stderr[-2000:]}")
@@ -278,7 +283,8 @@ def lever_variants(exp: Bench) -> dict[str, tuple[Callable[[], None], Callable[[
             "Adam without fused kernel": (plain_adam, restore_adam),
             "one-unit output layer as a batched matmul": (set_forward(unsliced_matmul), set_forward(shipped_forward)),
             "weights sliced even when all are used, too": (set_forward(sliced), set_forward(shipped_forward)),
-            f"{2 * threads} torch threads": (lambda: torch.set_num_threads(2 * threads), lambda: torch.set_num_threads(threads))}
+            f"{2 * threads} torch threads": (lambda: torch.set_num_threads(2 * threads),
+                                             lambda: torch.set_num_threads(threads))}
 
 
 def measure_levers(env: str, repeats: int) -> list[str]:
@@ -298,7 +304,8 @@ def measure_levers(env: str, repeats: int) -> list[str]:
                 restore()
     exp.parts.close()
     base = median(times["default (as shipped)"])
-    lines = [f"\n## levers on {env}: {updates} gradient steps (update only, medians)", f"{'variant':45s} {'seconds':>9s} {'vs default':>11s}"]
+    lines = [f"\n## levers on {env}: {updates} gradient steps (update only, medians)",
+             f"{'variant':45s} {'seconds':>9s} {'vs default':>11s}"]
     lines += [f"{name:45s} {median(v):9.2f} {median(v) / base:10.2f}x" for name, v in times.items()]
     return lines
 
@@ -319,18 +326,23 @@ def report_env(env: str, r: dict[str, float], peer: bool) -> list[str]:
     overhead = r["dnc_sac"] / (r["env"] + r["update"])
     lines.append(f"loop / (env + update), dnc_sac:     {overhead:.3f}  (target <= {TARGETS['overhead']})  "
                  f"qmp_dnc: {r['qmp_dnc'] / (r['env'] + r['update']):.3f}")
-    lines.append(f"qmp_dnc / dnc_sac time:             {r['qmp_dnc'] / r['dnc_sac']:.3f}  (target <= {TARGETS['qmp_vs_dnc']})")
+    lines.append(f"qmp_dnc / dnc_sac time:             {r['qmp_dnc'] / r['dnc_sac']:.3f}  "
+                 f"(target <= {TARGETS['qmp_vs_dnc']})")
     if peer and "peer" in r:
-        lines.append(f"dnc_sac / peer env steps per s:     {r['peer'] / r['dnc_sac']:.2f}x  (target >= {TARGETS['peer'].get(env, '-')}x)")
-    lines.append(f"arithmetic: the gradient steps are {r['gflop']:.1f} GFLOP of matmuls (the peer's: {r['peer_gflop']:.1f}); "
-                 f"update only runs them at {r['gflop'] / r['update']:.0f} GFLOP/s; this core's sgemm peak is {r['peak']:.0f} GFLOP/s")
+        lines.append(f"dnc_sac / peer env steps per s:     {r['peer'] / r['dnc_sac']:.2f}x  "
+                     f"(target >= {TARGETS['peer'].get(env, '-')}x)")
+    lines.append(f"arithmetic: the gradient steps are {r['gflop']:.1f} GFLOP of matmuls "
+                 f"(the peer's: {r['peer_gflop']:.1f}); "
+                 f"update only runs them at {r['gflop'] / r['update']:.0f} GFLOP/s; "
+                 f"this core's sgemm peak is {r['peak']:.0f} GFLOP/s")
     if peer and "peer" in r:
         floor = r["env"] + r["gflop"] / r["peak"]
         lines.append(f"ceiling: with every matmul at the sgemm peak and nothing else but the env, dnc_sac / peer <= "
                      f"{r['peer'] / floor:.2f}x")
     freq = r["eval_freq"]
     lines.append(f"evaluation (qmp_dnc, preset episodes): {r['eval_s']:.1f} s vs a {r['epoch_s']:.1f} s epoch: share "
-                 f"{eval_share(r, 1):.1%} every epoch, {eval_share(r, freq):.1%} every {int(freq)} (preset; target <= 10%)")
+                 f"{eval_share(r, 1):.1%} every epoch, {eval_share(r, freq):.1%} every {int(freq)} "
+                 "(preset; target <= 10%)")
     return lines
 
 
@@ -355,14 +367,17 @@ def main(argv: Sequence[str] | None = None) -> None:
             lines += measure_levers(env, args.repeats)
     if "scaling" not in args.skip:
         print("measuring scaling over tasks (Meta-World MT50 subsets) ...", flush=True)
-        lines += ["\n## env steps/s against the number of tasks (MT50 subsets; 256x256, batch 256/task, 0.1 updates/step)",
-                  f"{'tasks':>5s} {'env only':>10s} {'update only':>12s} {'full loop':>10s} {'loop s per 1k task-steps':>25s}"]
+        lines += ["\n## env steps/s against the number of tasks "
+                  "(MT50 subsets; 256x256, batch 256/task, 0.1 updates/step)",
+                  f"{'tasks':>5s} {'env only':>10s} {'update only':>12s} {'full loop':>10s} "
+                  f"{'loop s per 1k task-steps':>25s}"]
         for k, env_sps, upd_sps, loop_sps in measure_scaling(SCALING_TASKS):
             lines.append(f"{k:5d} {env_sps:10.0f} {upd_sps:12.0f} {loop_sps:10.0f} {1000 / loop_sps:25.3f}")
     if "memory" not in args.skip:
         print("measuring MT50 peak memory ...", flush=True)
         rss, cmd = measure_memory(args.torch_threads)
-        lines += [f"\n## peak RSS, MetaWorldMT50-v2 preset: {rss:.2f} GB (target < {TARGETS['rss_gb']} GB)", f"   {cmd}"]
+        lines += [f"\n## peak RSS, MetaWorldMT50-v2 preset: {rss:.2f} GB (target < {TARGETS['rss_gb']} GB)",
+                  f"   {cmd}"]
     lines.append(f"\nend: {load_note()}")
     print("\n".join(lines), flush=True)
 

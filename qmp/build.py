@@ -108,9 +108,10 @@ def build(settings: Settings, spec: MultiTaskSpec, device: torch.device) -> Part
     env = MultiTaskEnv(spec, cfg.seed)
     eval_env = MultiTaskEnv(spec, cfg.seed, evaluation=True) if settings.evaluation.episodes > 0 else None
     t, obs_dim, act_dim = spec.num_tasks, env.obs_dim, env.act_dim
-    policy = TanhGaussianPolicy(net.policy_architecture, t, obs_dim, act_dim, list(net.hidden_sizes), net.include_task_id,
-                                net.double_tanh)
-    critic = DoubleQ(net.q_architecture, t, obs_dim, act_dim, list(net.hidden_sizes), net.include_task_id, net.layer_norm)
+    policy = TanhGaussianPolicy(net.policy_architecture, t, obs_dim, act_dim, list(net.hidden_sizes),
+                                net.include_task_id, net.double_tanh)
+    critic = DoubleQ(net.q_architecture, t, obs_dim, act_dim, list(net.hidden_sizes), net.include_task_id,
+                     net.layer_norm)
     agent = MultiTaskSAC(policy, critic, t, act_dim, settings.sac, device)
     own_policy = OwnPolicy(agent.policy)
     behaviour: OwnPolicy | QSwitchMixture = own_policy

@@ -72,7 +72,8 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
         reason = errno.errorcode.get(exc.errno or 0, "error")
         kept = "the previous checkpoint is intact" if path.exists() else "no earlier checkpoint exists"
         raise CheckpointError(f"cannot write checkpoint {path}: {exc.strerror or exc} ({reason}); {kept}. "
-                              "Free space or fix the permissions of the run directory, then run the same command again") from exc
+                              "Free space or fix the permissions of the run directory, "
+                              "then run the same command again") from exc
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
@@ -81,7 +82,8 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
     except Exception as exc:  # torch raises several types for a damaged file
-        raise CheckpointError(f"cannot read checkpoint {path} (corrupted or not a checkpoint): {type(exc).__name__}: {exc}; "
+        raise CheckpointError(f"cannot read checkpoint {path} (corrupted or not a checkpoint): "
+                              f"{type(exc).__name__}: {exc}; "
                               "it was left as it is: move it away to start afresh, or use --overwrite true") from exc
     if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION:
         found = state.get("format_version") if isinstance(state, dict) else type(state).__name__
@@ -99,5 +101,6 @@ def check_compatible(meta: dict[str, Any], expected: dict[str, Any], path: Path,
     if expected_version is not None and code_version != expected_version:
         wrong.insert(0, f"code version: checkpoint {code_version!r} != installed qmp {expected_version!r}")
     if wrong:
-        raise CheckpointError(f"checkpoint {path} does not match this run ({'; '.join(wrong)}); nothing was overwritten: "
+        raise CheckpointError(f"checkpoint {path} does not match this run ({'; '.join(wrong)}); "
+                              "nothing was overwritten: "
                               "use --overwrite true or another --run_dir")

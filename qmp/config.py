@@ -40,7 +40,8 @@ def _list(default: list, help: str, item: type) -> Any:
 
 @dataclass
 class Config:
-    method: str = _f("qmp_dnc", "experiment: sac, mtsac, dnc_sac, qmp_dnc, qmp_sac, uds_dnc, qmp_uds_dnc, resume", positional=True)
+    method: str = _f("qmp_dnc", "experiment: sac, mtsac, dnc_sac, qmp_dnc, qmp_sac, uds_dnc, qmp_uds_dnc, resume",
+                     positional=True)
     env: str = _f("JacoReachMT5-v1", "benchmark name (see README)")
     seed: int = _f(0, "seed of python, numpy, torch and the environments")
     name: str = _f("None", "run name, part of the run directory")
@@ -74,7 +75,8 @@ class Config:
     worker_type: str = _f("default", "garage only: accepted and ignored")
     num_evaluation_episodes: int = _f(10, "evaluation episodes summed over tasks (0: no evaluation)")
     evaluation_frequency: int = _f(1, "evaluate every this many epochs")
-    vis_freq: int = _f(-1, "videos every this many epochs (-1: off). Off by default, unlike the original's 10: software rendering costs about a minute per video epoch on a CPU-only machine")
+    vis_freq: int = _f(-1, "videos every this many epochs (-1: off). Off by default, unlike the original's 10: "
+                       "software rendering costs about a minute per video epoch on a CPU-only machine")
     vis_num: int = _f(10, "episodes recorded per video epoch, summed over tasks")
     vis_width: int = _f(500, "video width")
     vis_height: int = _f(500, "video height")
@@ -84,7 +86,9 @@ class Config:
     snapshot_dir: str | None = _f(None, "run directory to resume (`resume` method)")
     n_policies: int = _f(4, "number of policies; must equal the env's task count")
     partition: str = _f("task_id", "task of an episode: task_id only")
-    sampling_type: str = _f("all", "states of the DnC KL term of pair (i, j): all (B/T from every buffer, pooled), j (B from buffer j) or i+j (B/2 from buffer i and B/2 from buffer j); i crashed in the original and is refused")
+    sampling_type: str = _f("all", "states of the DnC KL term of pair (i, j): all (B/T from every buffer, pooled), "
+                            "j (B from buffer j) or i+j (B/2 from buffer i and B/2 from buffer j); "
+                            "i crashed in the original and is refused")
     include_task_id: bool = _f(False, "append the task one-hot to network inputs")
     sparse_tasks: list[int] = _list([], "indices of tasks with sparse reward (Maze)", int)
     task_name: str | None = _f(None, "subset of tasks, comma-separated (Maze, Meta-World)")
@@ -105,12 +109,19 @@ class Config:
     overwrite: bool = _f(False, "start afresh even if the run directory holds a checkpoint")
     qswitch_score: str = _f("q1", "QMP scoring critic: q1 (original), min or mean of the twin Qs")
     qswitch_action: str = _f("mean", "QMP scored action: mean (original) or sample")
-    multihead_double_tanh: bool = _f(False, "multihead policy only: squash twice as the original did, tanh(tanh(mu) + sigma*eps) in training and in mtsac's collection (the Q-switch's candidates and every evaluation stay single tanh, as there)")
-    replay_buffer_size: int | None = _f(None, "transitions kept per task; default the original's: 1e6 per task for the DnC family, one 1e6 buffer shared by all tasks (ceil(1e6 / T) per task) for sac, mtsac and qmp_sac; MT50's DnC family keeps 5e5 per task to fit 16 GB")
+    multihead_double_tanh: bool = _f(False, "multihead policy only: squash twice as the original did, "
+                                     "tanh(tanh(mu) + sigma*eps) in training and in mtsac's collection "
+                                     "(the Q-switch's candidates and every evaluation stay single tanh, as there)")
+    replay_buffer_size: int | None = _f(None, "transitions kept per task; default the original's: 1e6 per task for "
+                                        "the DnC family, one 1e6 buffer shared by all tasks (ceil(1e6 / T) per task) "
+                                        "for sac, mtsac and qmp_sac; MT50's DnC family keeps 5e5 per task to fit 16 GB")
     save_buffer: bool = _f(True, "include the replay buffers in checkpoints (needed for exact resume)")
-    snapshot_interval_s: float = _f(1800.0, "also checkpoint between collection cycles or epochs once this many seconds passed since the last checkpoint (0: after every cycle)")
-    max_update_rows: int = _f(8192, "a gradient step of separate networks runs in task chunks of at most this many rows (tasks x batch), so activations stay in the CPU cache (0: all tasks at once)")
-    torch_threads: int = _f(1, "torch CPU threads; 1 by default: small per-step ops gain nothing from more, and 2 threads ran 40x slower when the other core was busy")
+    snapshot_interval_s: float = _f(1800.0, "also checkpoint between collection cycles or epochs once this many "
+                                    "seconds passed since the last checkpoint (0: after every cycle)")
+    max_update_rows: int = _f(8192, "a gradient step of separate networks runs in task chunks of at most this many "
+                              "rows (tasks x batch), so activations stay in the CPU cache (0: all tasks at once)")
+    torch_threads: int = _f(1, "torch CPU threads; 1 by default: small per-step ops gain nothing from more, "
+                            "and 2 threads ran 40x slower when the other core was busy")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -147,9 +158,11 @@ class _Parser(argparse.ArgumentParser):
             hints = "".join(_closest(word, flags) for word in unknown[:1])
             message = f"{message}{hints}; see python run.py --help"
             for word in unknown[:1]:  # argparse reads "-1e-3" as a flag, not as the value of the flag before it
-                before = [a.split("=")[0] for a in self._argv[: self._argv.index(word)] if a.startswith("--")] if word in self._argv else []
+                before = ([a.split("=")[0] for a in self._argv[: self._argv.index(word)] if a.startswith("--")]
+                          if word in self._argv else [])
                 if before and _is_number(word):
-                    message = f"argument {before[-1]}: {word} is read as a flag, not a value; write {before[-1]}={word} for one value"
+                    message = (f"argument {before[-1]}: {word} is read as a flag, not a value; "
+                               f"write {before[-1]}={word} for one value")
         raise ConfigError(message.replace("\n", "\\n"))  # one line, whatever the user typed
 
 
@@ -177,7 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
         elif f.type in ("int", "float", "str"):
             kwargs["type"] = {"int": int, "float": float, "str": str}[f.type]
         else:  # optional scalar
-            kwargs["type"] = _optional(int if f.type.startswith("int") else float if f.type.startswith("float") else str)
+            kwargs["type"] = _optional(int if f.type.startswith("int")
+                                       else float if f.type.startswith("float") else str)
         parser.add_argument(f"--{f.name}", **kwargs)
     return parser
 
@@ -274,9 +288,11 @@ def validate(cfg: Config, methods: list[str]) -> None:
         if getattr(cfg, name) not in ARCHITECTURES:
             raise ConfigError(f"--{name} {getattr(cfg, name)!r} is not valid; valid: {', '.join(ARCHITECTURES)}")
     if cfg.sampling_type == "i":
-        raise ConfigError("--sampling_type i crashed in the original and has no defined meaning here; valid: all, j, i+j")
+        raise ConfigError("--sampling_type i crashed in the original and has no defined meaning here; "
+                          "valid: all, j, i+j")
     if cfg.sampling_type != "all" and not any(cfg.kl_coeff):
-        raise ConfigError(f"--sampling_type {cfg.sampling_type} only chooses the states of the DnC KL term, which is off; "
+        raise ConfigError(f"--sampling_type {cfg.sampling_type} only chooses the states of the DnC KL term, "
+                          "which is off; "
                           "give --kl_coeff > 0 (dnc_sac, qmp_dnc) or leave --sampling_type all")
     choices = {"qswitch_score": QSWITCH_SCORES, "qswitch_action": QSWITCH_ACTIONS, "vis_format": ("mp4", "gif"),
                "partition": ("task_id",), "sampling_type": ("all", "j", "i+j")}
@@ -285,7 +301,8 @@ def validate(cfg: Config, methods: list[str]) -> None:
             raise ConfigError(f"--{name} {getattr(cfg, name)!r} is not valid; valid: {', '.join(valid)}")
     for name, default in _UNSUPPORTED.items():
         if getattr(cfg, name) != default:
-            raise ConfigError(f"--{name} {getattr(cfg, name)} is not supported; only {default} is (see docs/architecture.md)")
+            raise ConfigError(f"--{name} {getattr(cfg, name)} is not supported; "
+                              f"only {default} is (see docs/architecture.md)")
     tasks = expected_tasks(cfg)
     if tasks is not None and cfg.n_policies != tasks:
         raise ConfigError(f"--n_policies {cfg.n_policies} does not match the {tasks} tasks of {cfg.env}")
@@ -293,18 +310,22 @@ def validate(cfg: Config, methods: list[str]) -> None:
     warmup = math.ceil(cfg.min_buffer_size / cfg.n_policies) if sac_family else cfg.min_buffer_size
     capacity = replay_capacity(cfg, cfg.n_policies)
     if warmup > capacity:
-        raise ConfigError(f"--min_buffer_size {cfg.min_buffer_size} needs {warmup} transitions per task but the replay keeps "
+        raise ConfigError(f"--min_buffer_size {cfg.min_buffer_size} needs {warmup} transitions per task "
+                          "but the replay keeps "
                           f"{capacity} per task (--replay_buffer_size): the warm-up would never end")
     if cfg.multihead_double_tanh and cfg.policy_architecture != "multihead":
-        raise ConfigError(f"--multihead_double_tanh true needs --policy_architecture multihead, got {cfg.policy_architecture!r}")
+        raise ConfigError("--multihead_double_tanh true needs --policy_architecture multihead, "
+                          f"got {cfg.policy_architecture!r}")
     if len(cfg.kl_coeff) not in (1, cfg.n_policies**2):
         raise ConfigError(f"--kl_coeff takes 1 or n_policies^2 = {cfg.n_policies**2} values, got {len(cfg.kl_coeff)}")
     if cfg.method in METHODS:
-        reason = check_method(METHODS[cfg.method], cfg.method, cfg.policy_architecture, cfg.Q_architecture, cfg.kl_coeff, cfg.include_task_id)
+        reason = check_method(METHODS[cfg.method], cfg.method, cfg.policy_architecture, cfg.Q_architecture,
+                              cfg.kl_coeff, cfg.include_task_id)
         if reason:
             raise ConfigError(reason)
     if cfg.wandb:
         import importlib.util
 
         if importlib.util.find_spec("wandb") is None:
-            raise ConfigError("--wandb true needs the wandb package (pip install wandb); valid without it: --wandb false")
+            raise ConfigError("--wandb true needs the wandb package (pip install wandb); "
+                              "valid without it: --wandb false")

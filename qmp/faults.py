@@ -55,7 +55,8 @@ class StopSignals:
             raise KeyboardInterrupt
         if self.received is None:
             self.received = signum
-            print(f"\nReceived {signal.Signals(signum).name}: writing a checkpoint and stopping at the next safe point", flush=True)
+            print(f"\nReceived {signal.Signals(signum).name}: "
+                  "writing a checkpoint and stopping at the next safe point", flush=True)
 
     def __enter__(self) -> StopSignals:
         for sig in self.signals:
@@ -83,7 +84,8 @@ def _first_bad_task(finite: np.ndarray, task_axis: int, task_names: Sequence[str
     return task_names[int(np.argmax(per_task))]
 
 
-def check_finite_array(quantity: str, values: np.ndarray, task_axis: int, task_names: Sequence[str], epoch: int) -> None:
+def check_finite_array(quantity: str, values: np.ndarray, task_axis: int, task_names: Sequence[str],
+                       epoch: int) -> None:
     """Raise NonFiniteError if `values` (task axis `task_axis`) holds a NaN or inf."""
     finite = np.isfinite(values)
     if not finite.all():
@@ -91,7 +93,8 @@ def check_finite_array(quantity: str, values: np.ndarray, task_axis: int, task_n
         raise NonFiniteError(f"non-finite {quantity} in task {task} at epoch {epoch}")
 
 
-def check_finite_metrics(sums: dict[str, Any], task_names: Sequence[str], epoch: int, what: str = "loss/metric") -> None:
+def check_finite_metrics(sums: dict[str, Any], task_names: Sequence[str], epoch: int,
+                         what: str = "loss/metric") -> None:
     """Per-task metric sums {name: tensor (T,)}: one device sync for all of them, then name the culprit."""
     if not sums:
         return

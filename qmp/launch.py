@@ -57,9 +57,9 @@ def seed_everything(seed: int) -> None:
 def run_meta(cfg: Config, parts: Parts) -> dict[str, Any]:
     """What a checkpoint must share with the run that loads it."""
     return {"env": cfg.env, "method": cfg.method, "policy_architecture": cfg.policy_architecture,
-            "Q_architecture": cfg.Q_architecture, "hidden_sizes": list(cfg.hidden_sizes), "num_tasks": parts.spec.num_tasks,
-            "obs_dim": parts.env.obs_dim, "act_dim": parts.env.act_dim, "include_task_id": cfg.include_task_id,
-            "layer_norm": cfg.layer_norm}
+            "Q_architecture": cfg.Q_architecture, "hidden_sizes": list(cfg.hidden_sizes),
+            "num_tasks": parts.spec.num_tasks, "obs_dim": parts.env.obs_dim, "act_dim": parts.env.act_dim,
+            "include_task_id": cfg.include_task_id, "layer_norm": cfg.layer_norm}
 
 
 class Checkpointer:
@@ -112,7 +112,8 @@ def write_config(run_dir: Path, cfg: Config, parts: Parts, device: torch.device)
               "resolved": {"task_names": list(parts.spec.task_names), "num_tasks": parts.spec.num_tasks,
                            "obs_dim": parts.env.obs_dim, "act_dim": parts.env.act_dim,
                            "max_episode_steps": parts.spec.max_episode_steps, "min_reward": parts.spec.min_reward,
-                           "schedule": asdict(schedule), "device": str(device), "replay_per_task": parts.buffer.capacity,
+                           "schedule": asdict(schedule), "device": str(device),
+                           "replay_per_task": parts.buffer.capacity,
                            "replay_total": parts.buffer.capacity * parts.spec.num_tasks}}
     write_config_file(run_dir, record)
 

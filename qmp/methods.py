@@ -35,7 +35,8 @@ METHODS: dict[str, Method] = {
 }
 
 
-def check_method(method: Method, name: str, policy_arch: str, q_arch: str, kl_coeff: list[float], include_task_id: bool) -> str | None:
+def check_method(method: Method, name: str, policy_arch: str, q_arch: str, kl_coeff: list[float],
+                 include_task_id: bool) -> str | None:
     """The reason a flag combination is invalid for this method, or None."""
     for flag, arch in (("--policy_architecture", policy_arch), ("--Q_architecture", q_arch)):
         if arch not in method.architectures:

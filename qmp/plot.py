@@ -9,8 +9,8 @@
 A run directory is any directory holding config.json and progress.csv (written by qmp/launch.py). Runs are
 grouped by (env, method, name); each group's seeds become one curve: the mean over seeds with a shaded
 min-max band (`--band std` for mean +- std, population std, ddof=0). Loading, seed alignment (cut at the
-shortest seed, a note on stderr says so) and the tables live in qmp/results.py, which is torch- and
-matplotlib-free for notebooks.
+shortest seed, a note on stderr says so) and the tables live in qmp/results.py and qmp/paper_results.py,
+which are torch- and matplotlib-free for notebooks.
 
 --paper: the paper's view. One panel per env, one line per method (its paper name), x = env steps,
 y = the IQM over seeds x tasks of each task's `--score` (default paper_success, the success the paper's
@@ -40,8 +40,9 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import EngFormatter
 
 from qmp.methods import METHODS
+from qmp.paper_results import format_paper_table, iqm_curve, paper_values
+from qmp.qswitch_selection import load_selection, own_policy_fractions, selection_fractions
 from qmp.results import (
-    CONFIG,
     PAPER_SUCCESS,
     Curve,
     GroupKey,
@@ -49,19 +50,14 @@ from qmp.results import (
     Run,
     check_columns,
     default_metrics,
-    format_paper_table,
     format_table,
     group_curve,
     group_runs,
-    iqm_curve,
     load_runs,
-    load_selection,
-    own_policy_fractions,
     paper_labels,
-    paper_values,
-    selection_fractions,
     smooth,
 )
+from qmp.run_dir import CONFIG
 
 COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple",
            "tab:brown", "tab:pink", "tab:gray", "tab:olive", "tab:cyan")

@@ -1,4 +1,4 @@
-"""Results from run directories as numbers: loading, seed alignment, IQM with bootstrap CIs, tables, paper values.
+"""Results from run directories as numbers: loading, grouping, seed alignment, curves, final values, tables.
 
 numpy, csv and json only (no torch, no matplotlib), so it imports in milliseconds in a notebook:
 
@@ -6,11 +6,11 @@ numpy, csv and json only (no torch, no matplotlib), so it imports in millisecond
     from qmp import results
     groups = results.group_runs(results.load_runs([Path("runs")]))    # {GroupKey: [Run, ...]} (seeds)
     for key, runs in groups.items():
-        curve = results.iqm_curve(runs, "paper_success", prefix="eval")  # IQM over seeds x tasks + 95% CI per step
-    print(results.format_paper_table(groups, at=[500_000, 2_000_000]))
+        curve = results.group_curve(runs, "eval/success", "env_steps", window=1)  # mean, std, min-max over seeds
     print(results.format_table(groups, ["eval/success"]))
 
-The same tables from the shell (drawing: qmp/plot.py):
+The paper's view (IQM over seeds x tasks with bootstrap CIs, the paper's values) is qmp/paper_results.py; the
+Q-switch selection log is qmp/qswitch_selection.py. The same tables from the shell (drawing: qmp/plot.py):
 
     python -m qmp.plot RUN_ROOT [RUN_ROOT ...] --table                    # final mean +- std per (env, method)
     python -m qmp.plot RUN_ROOT [RUN_ROOT ...] --table --paper [--at 500000 2000000]   # IQM [95% CI] vs the paper
@@ -23,24 +23,20 @@ Seed alignment: seeds are compared only where all of them have data. The common 
 any seed evaluated, restricted to the overlap [latest first x, earliest last x]; each seed is linearly
 interpolated onto it. Seeds of one config evaluate at identical env steps, so in practice this is exact and
 simply cuts the group at its shortest seed.
-
-Aggregate scores follow rliable (Agarwal et al., 2021): the interquartile mean (IQM) over all (seed, task)
-scores, with a 95% percentile interval from a stratified bootstrap (seeds resampled within each task).
 """
 
 from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from qmp.methods import METHODS
-from qmp.run_dir import CONFIG, PROGRESS, QSWITCH_LOG, RunDirError, is_run_dir, read_config, read_jsonl, read_progress
+from qmp.run_dir import CONFIG, PROGRESS, is_run_dir, read_config, read_progress
 
 SUCCESS = "eval/success"
 STAGES = "eval/stages_completed"
@@ -261,151 +257,6 @@ def group_curve(runs: Sequence[Run], metric: str, x: str, window: int) -> Curve 
     return aggregate([(xs, smooth(ys, window)) for xs, ys in (run.series(metric, x) for run in runs)])
 
 
-# ---------------------------------------------------------------------------------------------- IQM + bootstrap
-
-
-def iqm(x: Any, axis: int | None = None) -> Any:
-    """Interquartile mean: scipy.stats.trim_mean(x, 0.25, axis) (the rliable IQM), in numpy.
-
-    int(0.25 * n) values are cut from each end of the sorted scores (less than a quarter when n is not a multiple
-    of 4, as trim_mean does) and the rest averaged. axis=None flattens; NaN if there are no scores.
-    """
-    a = np.asarray(x, dtype=float)
-    if axis is None:
-        a, axis = a.ravel(), 0
-    a = np.moveaxis(a, axis, -1)
-    n = a.shape[-1]
-    if n == 0:
-        return math.nan if a.ndim == 1 else np.full(a.shape[:-1], np.nan)
-    cut = int(0.25 * n)
-    middle = np.sort(a, axis=-1)[..., cut:n - cut]
-    result = middle.mean(axis=-1)
-    return float(result) if np.ndim(result) == 0 else result
-
-
-def stratified_resamples(scores: np.ndarray, reps: int, rng: np.random.Generator) -> np.ndarray:
-    """(reps, runs, tasks): each replicate draws `runs` scores with replacement from every task's own column."""
-    scores = np.asarray(scores, dtype=float)
-    runs, tasks = scores.shape
-    rows = rng.integers(0, runs, size=(reps, runs, tasks))
-    return scores[rows, np.arange(tasks)]
-
-
-def stratified_bootstrap_ci(scores: Any, statistic: Callable[[np.ndarray], float] = iqm, reps: int = 2000,
-                            confidence: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
-    """(point, lower, upper): the statistic of the (runs, tasks) scores and its percentile bootstrap interval.
-
-    Stratified as in rliable: every replicate resamples the runs (seeds) with replacement independently within
-    each task column, so each task keeps exactly `runs` scores, and the statistic is taken over the whole
-    resampled matrix. The same seed gives the same interval.
-    """
-    scores = np.asarray(scores, dtype=float)
-    if scores.ndim != 2 or scores.size == 0:
-        raise ValueError(f"scores must be a non-empty (runs, tasks) matrix, got shape {scores.shape}")
-    resampled = stratified_resamples(scores, reps, np.random.default_rng(seed))
-    if statistic is iqm:
-        stats = iqm(resampled.reshape(reps, -1), axis=1)
-    else:
-        stats = np.array([statistic(sample) for sample in resampled], dtype=float)
-    tail = 100.0 * (1.0 - confidence) / 2.0
-    lower, upper = np.percentile(stats, [tail, 100.0 - tail])
-    return float(statistic(scores)), float(lower), float(upper)
-
-
-@dataclass
-class TaskScores:
-    """One group's per-task metric: scores[g] is the (seeds, tasks) matrix at env steps x[g]."""
-
-    x: np.ndarray  # (G,)
-    scores: np.ndarray  # (G, seeds, tasks)
-    tasks: tuple[str, ...]
-    runs: list[Run]  # the seeds in the matrix (those that have evaluated every task)
-    cut: bool
-
-
-def task_scores(runs: Sequence[Run], metric: str = PAPER_SUCCESS, prefix: str = "eval", x: str = "env_steps",
-                window: int = 1) -> TaskScores | None:
-    """The (seeds, tasks) matrices of column `{prefix}/<task>/{metric}` at every aligned evaluation.
-
-    Seeds that have not yet logged every task are left out (like `aggregate` leaves out seeds without data);
-    None when no seed has. `window` > 1 smooths each seed's task series first (`smooth`).
-    """
-    tasks = next((run.tasks for run in runs if run.tasks), ())
-    if not tasks:
-        return None
-    complete, series = [], []
-    for run in runs:
-        per_task = [run.series(f"{prefix}/{task}/{metric}", x) for task in tasks]
-        if all(len(xs) for xs, _ in per_task):
-            complete.append(run)
-            series += [(xs, smooth(ys, window)) for xs, ys in per_task]
-    aligned = align(series)
-    if aligned is None:
-        return None
-    grid, values, cut = aligned
-    scores = values.reshape(len(complete), len(tasks), len(grid)).transpose(2, 0, 1)
-    return TaskScores(grid, scores, tuple(tasks), complete, cut)
-
-
-@dataclass
-class IQMCurve:
-    """IQM over (seeds x tasks) at each aligned evaluation, with its stratified-bootstrap interval."""
-
-    x: np.ndarray
-    point: np.ndarray
-    low: np.ndarray
-    high: np.ndarray
-    seeds: int
-    tasks: int
-    cut: bool
-
-
-def iqm_curve(runs: Sequence[Run], metric: str = PAPER_SUCCESS, prefix: str = "eval", x: str = "env_steps",
-              window: int = 1, reps: int = 2000, confidence: float = 0.95, seed: int = 0) -> IQMCurve | None:
-    """IQM of `{prefix}/<task>/{metric}` over seeds and tasks along x, with a `confidence` bootstrap band."""
-    ts = task_scores(runs, metric, prefix, x, window)
-    if ts is None:
-        return None
-    cis = np.array([stratified_bootstrap_ci(m, iqm, reps, confidence, seed) for m in ts.scores]).reshape(-1, 3)
-    return IQMCurve(ts.x, cis[:, 0], cis[:, 1], cis[:, 2], len(ts.runs), len(ts.tasks), ts.cut)
-
-
-# ---------------------------------------------------------------------------------------------- paper values
-
-
-@dataclass(frozen=True)
-class PaperValue:
-    env: str
-    method: str
-    env_steps: int
-    success: float
-
-
-# Approximate success rates read off the learning-curve figure of the QMP paper (Zhang et al., ICLR 2025):
-# eyeballed from the plotted curves, not numbers printed in the paper, so good to about +-0.05 and to the
-# step resolution of the axis. They are the paper's success ("paper_success" in our logs).
-PAPER_VALUES: tuple[PaperValue, ...] = (
-    PaperValue("JacoReachMT5-v1", "dnc_sac", 500_000, 0.65),  # Multistage Reacher, Separated
-    PaperValue("JacoReachMT5-v1", "dnc_sac", 2_000_000, 0.80),
-    PaperValue("JacoReachMT5-v1", "qmp_dnc", 500_000, 0.97),  # Separated + QMP
-    PaperValue("JacoReachMT5-v1", "mtsac", 2_000_000, 0.45),  # Parameters
-    PaperValue("JacoReachMT5-v1", "qmp_sac", 2_000_000, 0.80),  # Parameters + QMP
-    PaperValue("MazeLarge-10-v0", "mtsac", 4_000_000, 0.65),  # Maze, Parameters
-    PaperValue("MazeLarge-10-v0", "qmp_sac", 4_000_000, 1.00),  # Parameters + QMP: 1.00 by ~4M
-)
-
-
-def paper_values(env: str, method: str | None = None) -> list[PaperValue]:
-    """The paper's approximate values (read off its figure) for an env, optionally one method, by env steps."""
-    found = [v for v in PAPER_VALUES if v.env == env and (method is None or v.method == method)]
-    return sorted(found, key=lambda v: (v.env_steps, v.method))
-
-
-def paper_value(env: str, method: str, env_steps: int) -> float | None:
-    """The paper's approximate value at exactly these env steps, None if it gives none there."""
-    return next((v.success for v in paper_values(env, method) if v.env_steps == env_steps), None)
-
-
 # ---------------------------------------------------------------------------------------------- tables
 
 
@@ -464,140 +315,3 @@ def format_table(groups: dict[GroupKey, list[Run]], metrics: Sequence[str]) -> s
     note = (f"final = mean of each seed's last {FINAL_EVALS} evaluations; mean \u00b1 std (ddof=0) over seeds; "
             "(n=k) when only k seeds have evaluated; env steps = last logged epoch (min\u2013max if seeds differ).")
     return "\n\n".join(blocks) + "\n\n" + note
-
-
-def _format_ci(ci: tuple[float, float, float]) -> str:
-    return f"{ci[0]:.2f} [{ci[1]:.2f}, {ci[2]:.2f}]"
-
-
-def score_at(ts: TaskScores | None, steps: int, reps: int = 2000, seed: int = 0, seeds: int | None = None) -> str:
-    """IQM [95% CI] at the last aligned evaluation at or before `steps`; "—" unless every seed trained that far.
-
-    "(at 480k)" is added when that evaluation is further before `steps` than the usual evaluation spacing, and
-    "(n=k)" when only k of the group's `seeds` are in the matrix.
-    """
-    if ts is None or any(not run.last_value("env_steps") >= steps for run in ts.runs):
-        return DASH
-    before = np.flatnonzero(ts.x <= steps)
-    if not len(before):
-        return DASH
-    g = before[-1]
-    text = _format_ci(stratified_bootstrap_ci(ts.scores[g], iqm, reps, 0.95, seed))
-    spacing = float(np.median(np.diff(ts.x))) if len(ts.x) > 1 else 0.0
-    if steps - ts.x[g] > spacing:
-        text += f" (at {short_steps(ts.x[g])})"
-    if seeds is not None and len(ts.runs) < seeds:
-        text += f" (n={len(ts.runs)})"
-    return text
-
-
-def final_scores(runs: Sequence[Run], metric: str, prefix: str = "eval", last: int = FINAL_EVALS) -> np.ndarray | None:
-    """(seeds, tasks) of each seed's final `{prefix}/<task>/{metric}` (mean of its last evaluations); seeds
-    missing a task are left out; None if no seed has all."""
-    tasks = next((run.tasks for run in runs if run.tasks), ())
-    rows = [[final_value(run, f"{prefix}/{task}/{metric}", last) for task in tasks] for run in runs]
-    rows = [row for row in rows if row and all(math.isfinite(v) for v in row)]
-    return np.array(rows, dtype=float) if rows else None
-
-
-def _format_final(runs: Sequence[Run], metric: str, reps: int, seed: int) -> str:
-    scores = final_scores(runs, metric)
-    if scores is None:
-        return DASH
-    text = _format_ci(stratified_bootstrap_ci(scores, iqm, reps, 0.95, seed))
-    return text if len(scores) == len(runs) else f"{text} (n={len(scores)})"
-
-
-def _default_points(env: str, groups: dict[GroupKey, list[Run]]) -> list[int]:
-    """The env's paper steps; for an env without paper values: the fewest env steps any of its runs reached."""
-    points = sorted({v.env_steps for v in paper_values(env)})
-    if points:
-        return points
-    reached = [run.last_value("env_steps") for key, runs in groups.items() if key.env == env for run in runs]
-    reached = [v for v in reached if math.isfinite(v)]
-    return [int(min(reached))] if reached else []
-
-
-def format_paper_table(groups: dict[GroupKey, list[Run]], at: Sequence[int] | None = None,
-                       metric: str = PAPER_SUCCESS, reps: int = 2000, seed: int = 0) -> str:
-    """One markdown table per env comparing our IQM [95% CI] of the paper's success with the paper's values.
-
-    Per env-steps point: our own policies (eval/), our Q-switch mixture (eval_mixture/, QMP methods only) and
-    the paper's approximate value; then the strict eval/success and eval/stages_completed, final values.
-    Methods the paper reports for that env but we have no runs of get a row of their own with "0" seeds.
-    `at` defaults to the paper's steps of each env.
-    """
-    blocks = []
-    for env in sorted({key.env for key in groups}):
-        points = sorted(set(at)) if at else _default_points(env, groups)
-        keys = [key for key in groups if key.env == env]
-        labels = paper_labels(keys)
-        header = ["method", "seeds", "env steps"]
-        for p in points:
-            header += [f"own @{short_steps(p)}", f"mixture @{short_steps(p)}", f"paper @{short_steps(p)}"]
-        header += ["success (strict, final)", "stages (final)"]
-        lines = [f"### {env}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        for key in keys:
-            runs = groups[key]
-            own = task_scores(runs, metric, "eval")
-            qswitch = key.method not in METHODS or METHODS[key.method].qswitch
-            mixture = task_scores(runs, metric, "eval_mixture") if qswitch else None
-            cells = [f"{labels[key]} (`{key.method}`)", str(len(runs)),
-                     _format_steps([run.last_value("env_steps") for run in runs])]
-            for p in points:
-                reference = paper_value(env, key.method, p) if metric == PAPER_SUCCESS else None
-                cells += [score_at(own, p, reps, seed, len(runs)), score_at(mixture, p, reps, seed, len(runs)),
-                          DASH if reference is None else f"~{reference:.2f}"]
-            cells += [_format_final(runs, "success", reps, seed), _format_final(runs, "stages_completed", reps, seed)]
-            lines.append("| " + " | ".join(cells) + " |")
-        ours = {key.method for key in keys}
-        paper_only = paper_values(env) if metric == PAPER_SUCCESS else []
-        for method in dict.fromkeys(v.method for v in paper_only if v.method not in ours):
-            name = GroupKey(env, method_rank(method), method, "None").paper_name()
-            cells = [f"{name} (`{method}`)", "0", DASH]
-            for p in points:
-                reference = paper_value(env, method, p)
-                cells += [DASH, DASH, DASH if reference is None else f"~{reference:.2f}"]
-            lines.append("| " + " | ".join(cells + [DASH, DASH]) + " |")
-        blocks.append("\n".join(lines))
-    note = (f"own = each task's own policy (eval/), mixture = the Q-switch mixture (eval_mixture/, QMP methods); "
-            f"both: IQM over seeds x tasks of per-task {metric} [95% stratified-bootstrap CI, {reps} resamples] at "
-            f"the last evaluation at or before the column's env steps (\"(at ...)\" when that is further back than "
-            f"one evaluation interval), {DASH} when not every seed has trained that far. paper = value read off the "
-            f"paper's figure (approximate). strict success / stages: IQM [CI] of each seed's per-task mean of its "
-            f"last {FINAL_EVALS} evaluations. (n=k): only k seeds have evaluated.")
-    return "\n\n".join(blocks) + "\n\n" + note
-
-
-# ---------------------------------------------------------------------------------------------- Q-switch selection
-
-
-def load_selection(run_dir: Path) -> list[dict[str, Any]]:
-    """The per-epoch Q-switch selection records; a half-written last line of a running job is dropped."""
-    path = run_dir / QSWITCH_LOG
-    if not path.is_file():
-        qmp_methods = ", ".join(name for name, method in METHODS.items() if method.qswitch)
-        raise ResultsError(f"{path} does not exist; only QMP methods ({qmp_methods}) write it")
-    try:
-        records = read_jsonl(path)
-    except RunDirError as exc:
-        raise ResultsError(str(exc)) from exc
-    if not records:
-        raise ResultsError(f"{path} has no epochs yet")
-    return records
-
-
-def selection_fractions(records: Sequence[dict[str, Any]], last: int) -> np.ndarray:
-    """Counts summed over the last epochs, then row-normalised: row i = where task i's executed actions came from."""
-    counts = np.sum([np.asarray(r["counts"], dtype=float) for r in records[-last:]], axis=0)
-    return counts / np.maximum(counts.sum(1, keepdims=True), 1.0)
-
-
-def own_policy_fractions(records: Sequence[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
-    """(env steps, epochs x tasks) share of each task's steps that its own policy chose; NaN when no steps."""
-    steps = np.array([r["env_steps"] for r in records], dtype=float)
-    counts = np.array([r["counts"] for r in records], dtype=float)
-    totals = counts.sum(2)
-    own = np.diagonal(counts, axis1=1, axis2=2)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return steps, np.where(totals > 0, own / totals, np.nan)

@@ -18,7 +18,8 @@ from qmp.environments.multitask import Episode, MultiTaskEnv
 
 
 class Behaviour(Protocol):
-    def act(self, obs: Tensor, elapsed: np.ndarray | None = None, deterministic: bool = False) -> tuple[Tensor, Tensor]: ...
+    def act(self, obs: Tensor, elapsed: np.ndarray | None = None,
+            deterministic: bool = False) -> tuple[Tensor, Tensor]: ...
 
 
 @dataclass
@@ -126,4 +127,5 @@ def episode_metrics(episodes: list[Episode], task_names: tuple[str, ...], prefix
     return metrics
 
 
-_FIELD = {"success": "success", "paper_success": "paper_success", "return": "ret", "episode_length": "length", "stages_completed": "stages"}
+_FIELD = {"success": "success", "paper_success": "paper_success", "return": "ret", "episode_length": "length",
+          "stages_completed": "stages"}

@@ -61,7 +61,8 @@ class ScheduleSettings:
 
     def steps_to_collect(self, buffer_size: int) -> int:
         """Steps per task of the next cycle: more while the buffers are below the warm-up."""
-        return max(self.steps_per_cycle, self.warmup - buffer_size) if buffer_size < self.warmup else self.steps_per_cycle
+        return (max(self.steps_per_cycle, self.warmup - buffer_size) if buffer_size < self.warmup
+                else self.steps_per_cycle)
 
 
 @dataclass(frozen=True)
@@ -121,11 +122,13 @@ class Settings:
         return Settings(
             cfg=cfg,
             method=cfg.method,
-            qswitch=QSwitchSettings(cfg.policy_sampling_freq, cfg.qswitch_score, cfg.qswitch_action) if method.qswitch else None,
+            qswitch=(QSwitchSettings(cfg.policy_sampling_freq, cfg.qswitch_score, cfg.qswitch_action)
+                     if method.qswitch else None),
             uds_quantile=cfg.sharing_quantile if method.sharing else None,
-            kl_states_per_task=kl_states_per_task(cfg.sampling_type, cfg.buffer_batch_size, num_tasks) if kl_on else None,
-            network=NetworkSettings(cfg.policy_architecture, cfg.Q_architecture, tuple(cfg.hidden_sizes), cfg.include_task_id,
-                                    cfg.layer_norm, cfg.multihead_double_tanh),
+            kl_states_per_task=(kl_states_per_task(cfg.sampling_type, cfg.buffer_batch_size, num_tasks)
+                                if kl_on else None),
+            network=NetworkSettings(cfg.policy_architecture, cfg.Q_architecture, tuple(cfg.hidden_sizes),
+                                    cfg.include_task_id, cfg.layer_norm, cfg.multihead_double_tanh),
             sac=SACConfig(lr=cfg.lr, discount=cfg.discount, tau=cfg.target_update_tau, reward_scale=cfg.reward_scale,
                           target_entropy=cfg.target_entropy, alpha_loss="exp" if method.sac_family else "log",
                           shared_alpha=method.shared_alpha, kl_coeff=list(cfg.kl_coeff), kl_states=cfg.sampling_type,

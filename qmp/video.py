@@ -28,7 +28,8 @@ def resize_nearest(frame: np.ndarray, width: int, height: int) -> np.ndarray:
 class VideoRecorder:
     """Builds a rendering copy of the evaluation env on first use and writes one file per task."""
 
-    def __init__(self, make_spec: Callable[[], MultiTaskSpec], seed: int, episodes: int, width: int, height: int, fps: int, fmt: str) -> None:
+    def __init__(self, make_spec: Callable[[], MultiTaskSpec], seed: int, episodes: int, width: int, height: int,
+                 fps: int, fmt: str) -> None:
         self.make_spec, self.seed = make_spec, seed
         self.episodes, self.width, self.height, self.fps, self.fmt = episodes, width, height, fps, fmt
         self.env: MultiTaskEnv | None = None
@@ -51,7 +52,8 @@ class VideoRecorder:
             evaluate(env, behaviour, self.episodes, evaluation_seed(self.seed, epoch), device, on_step=grab)
             return self._write(frames, epoch, out_dir)
         except Exception as exc:  # rendering backends fail in many ways; videos are optional
-            warnings.warn(f"videos disabled: rendering failed ({type(exc).__name__}: {exc}); set MUJOCO_GL=egl or osmesa", stacklevel=2)
+            warnings.warn(f"videos disabled: rendering failed ({type(exc).__name__}: {exc}); "
+                          "set MUJOCO_GL=egl or osmesa", stacklevel=2)
             self.enabled = False
             return []
 

@@ -25,13 +25,15 @@ BASELINE = "cf81708c8784168989f4d6e673e5e56c526b408b"
 PARAMETERS = ["--policy_architecture", "multihead", "--Q_architecture", "multihead"]
 COMMANDS = {
     "qmp_dnc": ["qmp_dnc", "--env=ToyReach-v0", *tiny_flags(4, 20), "--n_epochs", "3"],
-    "qmp_uds_dnc": ["qmp_uds_dnc", "--env=ToyReach-v0", *tiny_flags(4, 20), "--n_epochs", "3", "--sharing_quantile", "0.5"],
+    "qmp_uds_dnc": ["qmp_uds_dnc", "--env=ToyReach-v0", *tiny_flags(4, 20), "--n_epochs", "3",
+                    "--sharing_quantile", "0.5"],
     "mtsac": ["mtsac", "--env=ToyReach-v0", *tiny_flags(4, 20), "--n_epochs", "3", *PARAMETERS],
     "qmp_sac_double_tanh": ["qmp_sac", "--env=ToyReach-v0", *tiny_flags(4, 20), "--n_epochs", "3", *PARAMETERS,
                             "--multihead_double_tanh", "true"],
     "dnc_kl": ["dnc_sac", "--env=ToyReach-v0", *tiny_flags(4, 20), "--n_epochs", "3", "--kl_coeff", "0.01",
                "--sampling_type", "i+j"],
-    "jaco_qmp": ["qmp_dnc", "--env=JacoReachMT5-v1", *tiny_flags(5, 200), "--n_epochs", "2", "--min_buffer_size", "100"],
+    "jaco_qmp": ["qmp_dnc", "--env=JacoReachMT5-v1", *tiny_flags(5, 200), "--n_epochs", "2",
+                 "--min_buffer_size", "100"],
 }
 
 
@@ -39,7 +41,8 @@ COMMANDS = {
 def baseline_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The BASELINE commit's files, unpacked (no checkout of the working tree is touched)."""
     try:
-        archive = subprocess.run(["git", "archive", "--format=tar", BASELINE], cwd=ROOT, capture_output=True, check=True)
+        archive = subprocess.run(["git", "archive", "--format=tar", BASELINE], cwd=ROOT, capture_output=True,
+                                 check=True)
     except (OSError, subprocess.CalledProcessError) as exc:
         stderr = getattr(exc, "stderr", b"") or b""
         pytest.fail(f"cannot read baseline commit {BASELINE[:10]} with git archive ({exc}; {stderr.decode().strip()}): "

@@ -19,8 +19,8 @@ CPU = torch.device("cpu")
 def steps(n: int, start: int = 0) -> dict[str, np.ndarray]:
     """n lockstep steps whose values encode (step, task): obs = 100 * task + step."""
     k = np.arange(start, start + n, dtype=np.float32)[:, None] + 100 * np.arange(T, dtype=np.float32)[None, :]
-    return {"obs": np.repeat(k[..., None], O, -1), "act": k[..., None], "rew": k, "next_obs": np.repeat(k[..., None] + 0.5, O, -1),
-            "terminated": np.zeros_like(k)}
+    return {"obs": np.repeat(k[..., None], O, -1), "act": k[..., None], "rew": k,
+            "next_obs": np.repeat(k[..., None] + 0.5, O, -1), "terminated": np.zeros_like(k)}
 
 
 def test_each_task_samples_only_its_own_transitions() -> None:

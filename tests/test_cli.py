@@ -21,7 +21,8 @@ from qmp.methods import METHODS
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "mujoco", "metaworld", "gymnasium_robotics", "dm_control", "d4rl", "tensorboard")
-PARAM_SHARING = ["--policy_architecture", "multihead", "--Q_architecture", "multihead", "--lr", "0.001", "--hidden_sizes", "512", "512"]
+PARAM_SHARING = ["--policy_architecture", "multihead", "--Q_architecture", "multihead", "--lr", "0.001",
+                 "--hidden_sizes", "512", "512"]
 VALID_BASE = {m: (PARAM_SHARING[:4] if m in ("sac", "mtsac", "qmp_sac") else []) for m in METHODS}
 
 
@@ -43,11 +44,14 @@ def parse(*argv: str) -> Config:
 )
 def test_readme_commands_parse_exactly(argv: list[str]) -> None:
     cfg = parse(*argv)
-    assert (cfg.method, cfg.env, cfg.n_policies, cfg.n_epochs, cfg.num_evaluation_episodes) == (argv[0], "JacoReachMT5-v1", 5, 2000, 50)
+    assert (cfg.method, cfg.env, cfg.n_policies, cfg.n_epochs, cfg.num_evaluation_episodes) == (
+        argv[0], "JacoReachMT5-v1", 5, 2000, 50)
     if "--lr" in argv:
-        assert (cfg.policy_architecture, cfg.Q_architecture, cfg.lr, cfg.hidden_sizes) == ("multihead", "multihead", 0.001, [512, 512])
+        assert (cfg.policy_architecture, cfg.Q_architecture, cfg.lr, cfg.hidden_sizes) == (
+            "multihead", "multihead", 0.001, [512, 512])
     else:
-        assert (cfg.policy_architecture, cfg.Q_architecture, cfg.lr, cfg.hidden_sizes) == ("separate", "separate", 3e-4, [256, 256])
+        assert (cfg.policy_architecture, cfg.Q_architecture, cfg.lr, cfg.hidden_sizes) == (
+            "separate", "separate", 3e-4, [256, 256])
     if "uds" in argv[0]:
         assert cfg.sharing_quantile == 0.0
 
@@ -83,7 +87,8 @@ BAD = [
     (["qmp_dnc", "--env=ToyReach-v0", "--lr=-1e-3"], "--lr must be positive"),
     (["qmp_dnc", "--env=ToyReach-v0", "--policy_architecture", "multihead", "--Q_architecture", "multihead"],
      "qmp_dnc needs --policy_architecture in {separate}"),
-    (["qmp_dnc", "--env=JacoReachMT5-v1", "--n_policies", "4"], "--n_policies 4 does not match the 5 tasks of JacoReachMT5-v1"),
+    (["qmp_dnc", "--env=JacoReachMT5-v1", "--n_policies", "4"],
+     "--n_policies 4 does not match the 5 tasks of JacoReachMT5-v1"),
     (["qmp_dnc", "--env=ToyReach-v0", "--n_epocs", "4"], "did you mean '--n_epochs'"),
     (["qmp_dnc", "--env=ToyReach-v0", "--n_epochs", "ten"], "argument --n_epochs: invalid int value"),
     ([], "the following arguments are required: method"),
@@ -106,7 +111,8 @@ print(json.dumps({{"code": code, "heavy": heavy, "seconds": time.perf_counter() 
 def test_bad_input_is_one_line_exit_2_fast_and_touches_nothing(argv: list[str], expected: str, tmp_path: Path) -> None:
     probe = PROBE.format(root=str(ROOT), heavy=HEAVY)
     start = time.monotonic()
-    done = subprocess.run([sys.executable, "-c", probe, *argv], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    done = subprocess.run([sys.executable, "-c", probe, *argv], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=60)
     elapsed = time.monotonic() - start
     report = json.loads(done.stdout)
     lines = done.stderr.strip().splitlines()
@@ -136,14 +142,15 @@ def test_resume_refuses_an_invalid_saved_config(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------------------- property tests
-INT_FLAGS = ["seed", "gradient_steps_per_itr", "min_buffer_size", "buffer_batch_size", "steps_per_epoch", "n_epochs", "batch_size",
-             "num_evaluation_episodes", "evaluation_frequency", "vis_freq", "vis_num", "vis_width", "vis_height", "vis_fps",
-             "snapshot_gap", "n_policies", "policy_sampling_freq", "replay_buffer_size", "torch_threads", "gpu", "max_n_worker",
-             "distillation_n_epochs"]
+INT_FLAGS = ["seed", "gradient_steps_per_itr", "min_buffer_size", "buffer_batch_size", "steps_per_epoch", "n_epochs",
+             "batch_size", "num_evaluation_episodes", "evaluation_frequency", "vis_freq", "vis_num", "vis_width",
+             "vis_height", "vis_fps", "snapshot_gap", "n_policies", "policy_sampling_freq", "replay_buffer_size",
+             "torch_threads", "gpu", "max_n_worker", "distillation_n_epochs"]
 FLOAT_FLAGS = ["target_update_tau", "target_entropy", "discount", "reward_scale", "lr", "grad_clip", "sharing_quantile",
                "control_penalty", "snapshot_interval_s"]
 LIST_FLAGS = {"hidden_sizes": int, "kl_coeff": float, "sparse_tasks": int}
-NUMBERS = st.one_of(st.integers(-(10**20), 10**20), st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([0, 1, -1, 0.5, 2**32]))
+NUMBERS = st.one_of(st.integers(-(10**20), 10**20), st.floats(allow_nan=True, allow_infinity=True),
+                    st.sampled_from([0, 1, -1, 0.5, 2**32]))
 
 
 def _check(argv: list[str], flag: str) -> Config | None:
@@ -161,7 +168,8 @@ def _check(argv: list[str], flag: str) -> Config | None:
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(method=st.sampled_from(sorted(METHODS)), env=st.sampled_from(sorted(ENVS)),
        flag=st.sampled_from(INT_FLAGS + FLOAT_FLAGS), value=NUMBERS)
-def test_numeric_flags_parse_or_fail_with_one_line_naming_the_flag(method: str, env: str, flag: str, value: float) -> None:
+def test_numeric_flags_parse_or_fail_with_one_line_naming_the_flag(method: str, env: str, flag: str,
+                                                                    value: float) -> None:
     cfg = _check([method, f"--env={env}", *VALID_BASE[method], f"--{flag}={value!r}"], flag)
     if cfg is not None:
         parsed = getattr(cfg, flag)
@@ -182,8 +190,10 @@ def test_list_flags_parse_or_fail_with_one_line_naming_the_flag(flag: str, value
 
 
 @settings(max_examples=150, deadline=None)
-@given(method=st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1, max_size=12),
-       env=st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1, max_size=20))
+@given(method=st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1,
+                      max_size=12),
+       env=st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1,
+                   max_size=20))
 def test_any_method_or_env_name_is_accepted_or_one_line_error(method: str, env: str) -> None:
     try:
         cfg = parse(method, f"--env={env}")
@@ -211,8 +221,10 @@ def test_replay_capacity_is_the_originals_total(argv: list[str], per_task: int) 
 
 
 @pytest.mark.parametrize(("argv", "message"), [
-    (["dnc_sac", "--env=JacoReachMT5-v1", "--kl_coeff", "0.01", "--sampling_type", "i"], "--sampling_type i crashed in the original"),
-    (["dnc_sac", "--env=JacoReachMT5-v1", "--sampling_type", "j"], "--sampling_type j only chooses the states of the DnC KL term"),
+    (["dnc_sac", "--env=JacoReachMT5-v1", "--kl_coeff", "0.01", "--sampling_type", "i"],
+     "--sampling_type i crashed in the original"),
+    (["dnc_sac", "--env=JacoReachMT5-v1", "--sampling_type", "j"],
+     "--sampling_type j only chooses the states of the DnC KL term"),
     (["dnc_sac", "--env=JacoReachMT5-v1", "--kl_coeff", "0.01", "--sampling_type", "k"], "valid: all, j, i+j"),
     (["dnc_sac", "--env=JacoReachMT5-v1", "--multihead_double_tanh", "true"], "needs --policy_architecture multihead"),
     (["mtsac", "--env=JacoReachMT5-v1", *PARAM_SHARING, "--replay_buffer_size", "10", "--min_buffer_size", "100"],
@@ -224,5 +236,7 @@ def test_faithfulness_flags_refuse_what_has_no_meaning(argv: list[str], message:
 
 
 def test_faithfulness_flags_parse() -> None:
-    assert parse("dnc_sac", "--env=JacoReachMT5-v1", "--kl_coeff", "0.01", "--sampling_type", "i+j").sampling_type == "i+j"
-    assert parse("qmp_sac", "--env=JacoReachMT5-v1", *PARAM_SHARING, "--multihead_double_tanh", "true").multihead_double_tanh
+    assert parse("dnc_sac", "--env=JacoReachMT5-v1", "--kl_coeff", "0.01", "--sampling_type",
+                 "i+j").sampling_type == "i+j"
+    assert parse("qmp_sac", "--env=JacoReachMT5-v1", *PARAM_SHARING, "--multihead_double_tanh",
+                 "true").multihead_double_tanh

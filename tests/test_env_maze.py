@@ -134,7 +134,8 @@ def bfs_cells(start: tuple[int, int], goal: tuple[int, int]) -> list[tuple[int, 
 
 def test_groups_follow_the_shortest_path_length() -> None:
     """The metadata groups tasks by optimal path length: a check of the (row, column) convention."""
-    lengths = {group: [len(bfs_cells(s, g)) for grp, s, g in MAZE_TASKS if grp == group] for group in ("short", "medium", "long")}
+    lengths = {group: [len(bfs_cells(s, g)) for grp, s, g in MAZE_TASKS if grp == group]
+               for group in ("short", "medium", "long")}
     assert max(lengths["short"]) < min(lengths["medium"]) and max(lengths["medium"]) < min(lengths["long"])
 
 

@@ -150,7 +150,8 @@ def cds_controller(name: str, env, obs: np.ndarray) -> np.ndarray:
     else:  # door-close: get on the outside of the open door, swing it counter-clockwise
         hinge = hinge_of(env)
         outside = arc_target(handle, hinge, 0.25, -0.5, handle[2])
-        if np.linalg.norm(hand[:2] - outside[:2]) > 0.03 and abs(np.arctan2(*(hand - hinge)[1::-1]) - np.arctan2(*(handle - hinge)[1::-1])) > 0.3:
+        if (np.linalg.norm(hand[:2] - outside[:2]) > 0.03
+                and abs(np.arctan2(*(hand - hinge)[1::-1]) - np.arctan2(*(handle - hinge)[1::-1])) > 0.3):
             target = outside
         else:
             target = arc_target(hand, hinge, 0.25, 0.5, handle[2])

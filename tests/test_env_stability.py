@@ -24,7 +24,8 @@ from qmp.environments.metaworld_task import MetaWorldTask
 from qmp.environments.multitask import MultiTaskEnv
 from qmp.rollout import unstable_per_task
 
-pytestmark = [pytest.mark.filterwarnings("ignore:Constant.*too high"), pytest.mark.filterwarnings("ignore::RuntimeWarning")]
+pytestmark = [pytest.mark.filterwarnings("ignore:Constant.*too high"),
+              pytest.mark.filterwarnings("ignore::RuntimeWarning")]
 
 
 def first_tasks(spec: MultiTaskSpec, n: int = 2) -> MultiTaskSpec:

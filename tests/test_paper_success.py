@@ -53,7 +53,8 @@ def episodes_of(spec: MultiTaskSpec) -> dict[str, float]:
 
 def test_paper_success_counts_any_step_of_the_original_success() -> None:
     names = ("touch-then-leave", "never", "always", "last-step")
-    spec = MultiTaskSpec("Scripted", names, HORIZON, 0.0, lambda i, seed, ev: ScriptedTask(i), paper_success_key="touch")
+    spec = MultiTaskSpec("Scripted", names, HORIZON, 0.0, lambda i, seed, ev: ScriptedTask(i),
+                         paper_success_key="touch")
     metrics = episodes_of(spec)
     assert [metrics[f"eval/{n}/paper_success"] for n in names] == [1.0, 0.0, 1.0, 1.0]
     assert [metrics[f"eval/{n}/success"] for n in names] == [0.0, 0.0, 0.0, 1.0]

@@ -34,8 +34,10 @@ def agent(rows: int, arch: str = "separate", kl: float = 0.0) -> MultiTaskSAC:
 def filled_buffer(n: int = 40, capacity: int = 64) -> MultiTaskReplayBuffer:
     rng = np.random.default_rng(0)
     buf = MultiTaskReplayBuffer(T, capacity, O, A, CPU)
-    buf.extend({"obs": rng.standard_normal((n, T, O), np.float32), "act": rng.uniform(-1, 1, (n, T, A)).astype(np.float32),
-                "rew": rng.standard_normal((n, T), np.float32), "next_obs": rng.standard_normal((n, T, O), np.float32),
+    buf.extend({"obs": rng.standard_normal((n, T, O), np.float32),
+                "act": rng.uniform(-1, 1, (n, T, A)).astype(np.float32),
+                "rew": rng.standard_normal((n, T), np.float32),
+                "next_obs": rng.standard_normal((n, T, O), np.float32),
                 "terminated": (rng.random((n, T)) < 0.1).astype(np.float32)})
     return buf
 
@@ -118,7 +120,8 @@ def test_presets_fit_the_memory_budget() -> None:
 
 
 def test_max_update_rows_flag() -> None:
-    assert parse_args(["dnc_sac", "--env=ToyReach-v0", "--max_update_rows=0"], list(METHODS), list(ENVS)).max_update_rows == 0
+    assert parse_args(["dnc_sac", "--env=ToyReach-v0", "--max_update_rows=0"], list(METHODS),
+                      list(ENVS)).max_update_rows == 0
     with pytest.raises(ConfigError, match="max_update_rows"):
         parse_args(["dnc_sac", "--env=ToyReach-v0", "--max_update_rows=-1"], list(METHODS), list(ENVS))
 
@@ -127,7 +130,8 @@ def test_benchmark_measures_the_real_loop_on_the_toy_env() -> None:
     import throughput
     from peer_sb3 import train_frequency
 
-    assert train_frequency(200, 200) == (1, 1) and train_frequency(500, 50) == (10, 1) and train_frequency(10, 30) == (1, 3)
+    assert (train_frequency(200, 200) == (1, 1) and train_frequency(500, 50) == (10, 1)
+            and train_frequency(10, 30) == (1, 3))
     cfg = throughput.bench_config("qmp_dnc", "ToyReach-v0", 1.0, 2)
     exp = throughput.build(cfg)
     parts, cursor = exp.parts, exp.cursor
@@ -141,7 +145,8 @@ def test_benchmark_measures_the_real_loop_on_the_toy_env() -> None:
     o, a, (h1, h2) = parts.env.obs_dim, parts.env.act_dim, exp.cfg.hidden_sizes
     p, q = o * h1 + h1 * h2 + h2 * 2 * a, (o + a) * h1 + h1 * h2 + h2
     rows = parts.schedule.batch_per_task * parts.spec.num_tasks
-    assert throughput.update_gflop(exp) == pytest.approx((2 * rows * (4 * p + 12 * q) / 1e9, 2 * rows * (4 * p + 14 * q) / 1e9))
+    assert throughput.update_gflop(exp) == pytest.approx((2 * rows * (4 * p + 12 * q) / 1e9,
+                                                          2 * rows * (4 * p + 14 * q) / 1e9))
     shipped = throughput.EnsembleLinear.forward
     lines = throughput.measure_levers("ToyReach-v0", 1)
     assert any("max_update_rows 0" in line for line in lines) and any("sliced" in line for line in lines)

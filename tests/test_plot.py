@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from qmp import plot, results
+from qmp import plot, qswitch_selection, results
 from tests.test_results import JACO, MAZE, dnc_evals, write_paper_run
 
 ENV = "ToyEnv-v0"
@@ -165,8 +165,8 @@ def test_default_metrics_add_stages_only_when_some_run_has_them(root: Path, tmp_
 def test_selection_fractions_and_own_policy_share() -> None:
     records = [{"epoch": e, "env_steps": 100 * (e + 1), "tasks": TASKS, "counts": c} for e, c in enumerate(SELECTION)]
     # last 2 epochs: task 0 row = [8, 12] -> [0.4, 0.6]; task 1 row = [1, 9] -> [0.1, 0.9]
-    np.testing.assert_allclose(results.selection_fractions(records, 2), [[0.4, 0.6], [0.1, 0.9]])
-    steps, own = results.own_policy_fractions(records)
+    np.testing.assert_allclose(qswitch_selection.selection_fractions(records, 2), [[0.4, 0.6], [0.1, 0.9]])
+    steps, own = qswitch_selection.own_policy_fractions(records)
     np.testing.assert_array_equal(steps, [100, 200, 300])
     np.testing.assert_allclose(own, [[1.0, 1.0], [0.6, 0.9], [0.2, np.nan]])
 
@@ -189,7 +189,7 @@ def test_cli_heatmap(root: Path, tmp_path: Path) -> None:
     run_dir = root / ENV / "qmp_dnc" / "None" / "seed0"
     with open(run_dir / "qswitch_selection.jsonl", "a") as f:
         f.write('{"epoch": 3, "env_')  # a record still being written is skipped
-    assert len(results.load_selection(run_dir)) == 3
+    assert len(qswitch_selection.load_selection(run_dir)) == 3
     out = tmp_path / "heatmap.png"
     assert plot.main(["--heatmap", str(run_dir), "--out", str(out), "--last", "2", "--smooth", "2"]) == 0
     png_size(out)
@@ -201,7 +201,7 @@ def test_file_names_match_the_training_loop() -> None:
 
     names = (run_dir.CONFIG, run_dir.PROGRESS, run_dir.QSWITCH_LOG)
     assert names == ("config.json", "progress.csv", "qswitch_selection.jsonl")
-    assert (results.CONFIG, results.PROGRESS, results.QSWITCH_LOG) == names
+    assert (results.CONFIG, results.PROGRESS, qswitch_selection.QSWITCH_LOG) == names
 
 
 @pytest.mark.parametrize(("argv", "message"), [

@@ -133,7 +133,8 @@ def test_killed_and_resumed_run_is_bit_identical(method: str, tmp_path: Path) ->
     rng = random.Random(int(os.environ.get("QMP_TEST_SEED", time.time_ns() % 10_000)))
     reference, split = tmp_path / "reference", tmp_path / "split"
     args = [method, *FLAGS, "--snapshot_interval_s", "0"]  # a checkpoint after every cycle
-    done = subprocess.run([sys.executable, "run.py", *args, "--run_dir", str(reference)], cwd=ROOT, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "run.py", *args, "--run_dir", str(reference)], cwd=ROOT, capture_output=True,
+                          text=True)
     assert done.returncode == 0, done.stderr
 
     cmd = [*args, "--run_dir", str(split)]
@@ -177,7 +178,8 @@ def test_killed_and_resumed_run_is_bit_identical(method: str, tmp_path: Path) ->
     assert_same_state(ref_state["buffer"], split_state["buffer"], "buffer")
     assert rows_of(split) == rows_of(reference) and len(rows_of(split)) == 4
     tag = "train/qf1_loss"
-    assert tb_scalars(split, tag) == tb_scalars(reference, tag) and [s for s, _ in tb_scalars(split, tag)] == [0, 1, 2, 3]
+    assert (tb_scalars(split, tag) == tb_scalars(reference, tag)
+            and [s for s, _ in tb_scalars(split, tag)] == [0, 1, 2, 3])
     if METHODS[method].qswitch:
         assert (split / "qswitch_selection.jsonl").read_text() == (reference / "qswitch_selection.jsonl").read_text()
 
@@ -198,7 +200,8 @@ def poison_update(monkeypatch: pytest.MonkeyPatch, at_call: int, action: Any) ->
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGUSR1])
-def test_signal_mid_cycle_checkpoints_and_resumes_exactly(sig: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_signal_mid_cycle_checkpoints_and_resumes_exactly(sig: int, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """A signal between two gradient steps of a cycle: checkpoint, StopRequested, exact resume."""
     reference = cli.train_to_exit_code(toy_cfg(tmp_path / "ref", "--n_epochs", "2", method="qmp_dnc"))
     assert reference == 0
@@ -211,7 +214,8 @@ def test_signal_mid_cycle_checkpoints_and_resumes_exactly(sig: int, tmp_path: Pa
     assert (state["epoch"], state["partial"]["cycle"], state["partial"]["cycle_updates"]) == (1, 0, 30)
     assert signal.getsignal(sig) in (signal.default_int_handler, signal.SIG_DFL)  # handlers restored
     assert cli.train_to_exit_code(toy_cfg(tmp_path / "split", "--n_epochs", "2", method="qmp_dnc")) == 0
-    assert_same_state(load_checkpoint(tmp_path / "ref" / CHECKPOINT_NAME)["agent"], load_checkpoint(tmp_path / "split" / CHECKPOINT_NAME)["agent"])
+    assert_same_state(load_checkpoint(tmp_path / "ref" / CHECKPOINT_NAME)["agent"],
+                      load_checkpoint(tmp_path / "split" / CHECKPOINT_NAME)["agent"])
     assert rows_of(tmp_path / "split") == rows_of(tmp_path / "ref")
 
 
@@ -244,7 +248,8 @@ def patch_toy_task(monkeypatch: pytest.MonkeyPatch, task: int, cls: type) -> Non
     monkeypatch.setattr(launch, "make_spec", spec_with)
 
 
-def test_nan_observation_stops_with_task_and_epoch_and_keeps_last_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+def test_nan_observation_stops_with_task_and_epoch_and_keeps_last_checkpoint(tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch,
                                                                              capsys: pytest.CaptureFixture) -> None:
     patch_toy_task(monkeypatch, 2, NaNToyTask)
     cfg = toy_cfg(tmp_path, "--min_buffer_size", "10")  # no long warm-up: 20 steps per task and cycle
@@ -299,7 +304,8 @@ class UnstableToyTask(ToyReachTask):
         self.t = state["t"]
 
 
-def test_unstable_episodes_end_are_counted_and_training_goes_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unstable_episodes_end_are_counted_and_training_goes_on(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     patch_toy_task(monkeypatch, 0, UnstableToyTask)
     assert cli.train_to_exit_code(toy_cfg(tmp_path, "--n_epochs", "2")) == 0
     rows = rows_of(tmp_path)
@@ -313,7 +319,8 @@ def test_unstable_episodes_end_are_counted_and_training_goes_on(tmp_path: Path, 
 
 
 # ------------------------------------------------------------------ disk full / unwritable
-def test_full_disk_while_checkpointing_is_a_clear_error_and_keeps_the_previous(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+def test_full_disk_while_checkpointing_is_a_clear_error_and_keeps_the_previous(tmp_path: Path,
+                                                                               monkeypatch: pytest.MonkeyPatch,
                                                                                capsys: pytest.CaptureFixture) -> None:
     original, calls = torch.save, [0]
 
@@ -327,7 +334,8 @@ def test_full_disk_while_checkpointing_is_a_clear_error_and_keeps_the_previous(t
     monkeypatch.setattr(checkpoint_mod.torch, "save", save)
     assert cli.train_to_exit_code(toy_cfg(tmp_path)) == EXIT_CHECKPOINT
     err = capsys.readouterr().err.strip()
-    assert "cannot write checkpoint" in err and "No space left on device (ENOSPC)" in err and "previous checkpoint is intact" in err
+    assert ("cannot write checkpoint" in err and "No space left on device (ENOSPC)" in err
+            and "previous checkpoint is intact" in err)
     assert len(err.splitlines()) == 1
     assert load_checkpoint(tmp_path / CHECKPOINT_NAME)["epoch"] == 1  # the first checkpoint survived
     assert not (tmp_path / (CHECKPOINT_NAME + ".tmp")).exists()
@@ -341,7 +349,8 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return run_dir
 
 
-def _rerun_is_refused(run_dir: Path, cfg_flags: list[str], expected: str, capsys: pytest.CaptureFixture, method: str = "dnc_sac") -> None:
+def _rerun_is_refused(run_dir: Path, cfg_flags: list[str], expected: str, capsys: pytest.CaptureFixture,
+                      method: str = "dnc_sac") -> None:
     files = {p: digest(p) for p in run_dir.iterdir() if p.is_file()}
     assert cli.train_to_exit_code(toy_cfg(run_dir, "--n_epochs", "2", *cfg_flags, method=method)) == EXIT_CHECKPOINT
     err = capsys.readouterr().err
@@ -363,7 +372,8 @@ def test_checkpoint_of_another_run_is_refused(finished_run: Path, flags: list[st
 
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "version", "env", "format"])
-def test_corrupted_or_foreign_checkpoint_is_refused(finished_run: Path, damage: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_corrupted_or_foreign_checkpoint_is_refused(finished_run: Path, damage: str, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture) -> None:
     import shutil
 
     run_dir = tmp_path / "copy"
@@ -379,7 +389,8 @@ def test_corrupted_or_foreign_checkpoint_is_refused(finished_run: Path, damage: 
     else:
         state = torch.load(path, weights_only=False)
         if damage == "version":
-            state["code_version"], expected = "0.0.1", f"code version: checkpoint '0.0.1' != installed qmp '{qmp.__version__}'"
+            state["code_version"], expected = ("0.0.1",
+                                               f"code version: checkpoint '0.0.1' != installed qmp '{qmp.__version__}'")
         elif damage == "env":
             state["meta"]["env"], expected = "JacoReachMT5-v1", "env: checkpoint 'JacoReachMT5-v1' != run 'ToyReach-v0'"
         else:
@@ -400,7 +411,8 @@ def test_torn_progress_row_and_tensorboard_are_not_duplicated_on_resume(tmp_path
     logger = Logger(tmp_path, resume_epoch=2)  # the checkpoint was at epoch 2
     logger.log(2, {"train/x": 20.0})
     logger.close()
-    assert [(r["epoch"], r["train/x"]) for r in read_complete_rows(tmp_path / "progress.csv")] == [("0", "0.0"), ("1", "1.0"), ("2", "20.0")]
+    assert [(r["epoch"], r["train/x"]) for r in read_complete_rows(tmp_path / "progress.csv")] == [
+        ("0", "0.0"), ("1", "1.0"), ("2", "20.0")]
     assert tb_scalars(tmp_path, "train/x") == [(0, 0.0), (1, 1.0), (2, 20.0)]
     Logger(tmp_path, resume_epoch=0).close()  # killed before the first checkpoint: start clean
     assert read_complete_rows(tmp_path / "progress.csv") == []
@@ -412,7 +424,8 @@ def test_torn_progress_row_and_tensorboard_are_not_duplicated_on_resume(tmp_path
 
 def test_checkpoint_holds_the_full_state(finished_run: Path) -> None:
     state = load_checkpoint(finished_run / CHECKPOINT_NAME)
-    assert set(state["agent"]) == {"policy", "critic", "critic_target", "log_alpha", "policy_opt", "critic_opt", "alpha_opt"}
+    assert set(state["agent"]) == {"policy", "critic", "critic_target", "log_alpha", "policy_opt", "critic_opt",
+                                   "alpha_opt"}
     assert set(state["rng"]) >= {"python", "numpy", "torch"}
     assert state["buffer"]["size"] > 0 and state["code_version"] == qmp.__version__
     assert len(state["env"]["envs"]) == 4 and "rng" in state["env"]["envs"][0]  # task env RNGs

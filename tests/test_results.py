@@ -1,5 +1,6 @@
-"""qmp.results on hand-made scores and run directories whose answers are worked out by hand: IQM, the stratified
-bootstrap, per-task score matrices, IQM curves, the paper's values and the paper-comparison table."""
+"""qmp.paper_results (and qmp.results) on hand-made scores and run directories whose answers are worked out by
+hand: IQM, the stratified bootstrap, per-task score matrices, IQM curves, the paper's values and the
+paper-comparison table."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qmp import results
+from qmp import paper_results, results
 from qmp.methods import METHODS
 
 JACO = "JacoReachMT5-v1"
@@ -78,15 +79,16 @@ def paper_root(tmp_path: Path) -> Path:
 
 
 def test_iqm_cuts_a_quarter_from_each_end_like_trim_mean() -> None:
-    assert results.iqm(np.arange(1, 9)) == pytest.approx(4.5)  # 3, 4, 5, 6
-    assert results.iqm(np.arange(1, 11)) == pytest.approx(5.5)  # n=10: int(2.5) = 2 cut each end -> 3..8
+    assert paper_results.iqm(np.arange(1, 9)) == pytest.approx(4.5)  # 3, 4, 5, 6
+    assert paper_results.iqm(np.arange(1, 11)) == pytest.approx(5.5)  # n=10: int(2.5) = 2 cut each end -> 3..8
     # n=6: int(1.5) = 1 cut each end -> (2 + 3 + 10 + 20) / 4; cutting 2 would give 6.5, the median 6.5 too
-    assert results.iqm([100, 1, 20, 3, 10, 2]) == pytest.approx(8.75)
-    assert results.iqm([1, 2, 3, 4, 1000]) == pytest.approx(3.0)  # n=5: one cut each end -> 2, 3, 4
-    assert results.iqm([7.0]) == 7.0 and results.iqm([1.0, 3.0]) == pytest.approx(2.0)  # nothing to cut
+    assert paper_results.iqm([100, 1, 20, 3, 10, 2]) == pytest.approx(8.75)
+    assert paper_results.iqm([1, 2, 3, 4, 1000]) == pytest.approx(3.0)  # n=5: one cut each end -> 2, 3, 4
+    assert paper_results.iqm([7.0]) == 7.0 and paper_results.iqm([1.0, 3.0]) == pytest.approx(2.0)  # nothing to cut
     # a (runs, tasks) matrix is flattened: the same 1..8 in any shape and order
-    assert results.iqm([[8, 1], [3, 6], [2, 7], [5, 4]]) == pytest.approx(4.5)
-    np.testing.assert_allclose(results.iqm([[1, 2, 3, 4, 5, 6, 7, 8], [0, 0, 0, 0, 0, 0, 0, 80]], axis=1), [4.5, 0.0])
+    assert paper_results.iqm([[8, 1], [3, 6], [2, 7], [5, 4]]) == pytest.approx(4.5)
+    np.testing.assert_allclose(paper_results.iqm([[1, 2, 3, 4, 5, 6, 7, 8], [0, 0, 0, 0, 0, 0, 0, 80]], axis=1),
+                               [4.5, 0.0])
 
 
 # ---------------------------------------------------------------------------------------------- bootstrap
@@ -96,32 +98,32 @@ SPREAD = np.array([[0.0, 0.1, 0.9], [0.2, 0.5, 1.0], [0.4, 0.2, 0.3], [0.9, 0.8,
 
 
 def test_bootstrap_interval_contains_the_point_and_is_deterministic_per_seed() -> None:
-    point, low, high = results.stratified_bootstrap_ci(SPREAD, seed=3)
-    assert point == pytest.approx(results.iqm(SPREAD))
+    point, low, high = paper_results.stratified_bootstrap_ci(SPREAD, seed=3)
+    assert point == pytest.approx(paper_results.iqm(SPREAD))
     assert low < point < high and 0.0 <= low and high <= 1.0
-    assert results.stratified_bootstrap_ci(SPREAD, seed=3) == (point, low, high)
-    assert results.stratified_bootstrap_ci(SPREAD, seed=4) != (point, low, high)
+    assert paper_results.stratified_bootstrap_ci(SPREAD, seed=3) == (point, low, high)
+    assert paper_results.stratified_bootstrap_ci(SPREAD, seed=4) != (point, low, high)
     # the vectorised IQM path gives the replicates a generic statistic gets
-    assert results.stratified_bootstrap_ci(SPREAD, statistic=lambda m: results.iqm(m), seed=3) == pytest.approx(
-        (point, low, high))
+    generic = paper_results.stratified_bootstrap_ci(SPREAD, statistic=lambda m: paper_results.iqm(m), seed=3)
+    assert generic == pytest.approx((point, low, high))
     # a wider confidence gives a wider interval
-    _, low50, high50 = results.stratified_bootstrap_ci(SPREAD, confidence=0.5, seed=3)
+    _, low50, high50 = paper_results.stratified_bootstrap_ci(SPREAD, confidence=0.5, seed=3)
     assert low <= low50 < high50 <= high and high50 - low50 < high - low
 
 
 def test_bootstrap_interval_is_the_percentiles_of_stratified_replicates() -> None:
-    resampled = results.stratified_resamples(SPREAD, 2000, np.random.default_rng(7))
-    stats = [results.iqm(sample) for sample in resampled]
+    resampled = paper_results.stratified_resamples(SPREAD, 2000, np.random.default_rng(7))
+    stats = [paper_results.iqm(sample) for sample in resampled]
     expected = np.percentile(stats, [2.5, 97.5])
-    _, low, high = results.stratified_bootstrap_ci(SPREAD, seed=7)
+    _, low, high = paper_results.stratified_bootstrap_ci(SPREAD, seed=7)
     np.testing.assert_allclose([low, high], expected)
 
 
 def test_bootstrap_collapses_when_all_seeds_are_equal() -> None:
     same = np.tile([[0.2, 0.9, 0.5]], (4, 1))  # tasks differ, seeds do not
     middle = (0.2 + 4 * 0.5 + 0.9) / 6  # 12 scores, 3 cut from each end of 0.2 x4, 0.5 x4, 0.9 x4
-    assert results.stratified_bootstrap_ci(same, seed=1) == pytest.approx((middle, middle, middle))
-    assert results.stratified_bootstrap_ci(np.full((3, 2), 0.25)) == pytest.approx((0.25, 0.25, 0.25))
+    assert paper_results.stratified_bootstrap_ci(same, seed=1) == pytest.approx((middle, middle, middle))
+    assert paper_results.stratified_bootstrap_ci(np.full((3, 2), 0.25)) == pytest.approx((0.25, 0.25, 0.25))
 
 
 def test_bootstrap_resamples_seeds_within_each_task() -> None:
@@ -132,7 +134,7 @@ def test_bootstrap_resamples_seeds_within_each_task() -> None:
         seen.append(sample.copy())
         return float(sample.mean())
 
-    results.stratified_bootstrap_ci(scores, statistic=record, reps=300, seed=0)
+    paper_results.stratified_bootstrap_ci(scores, statistic=record, reps=300, seed=0)
     replicates = seen[:300]  # then the point estimate on the scores themselves
     assert len(seen) == 301 and np.array_equal(seen[-1], scores)
     for sample in replicates:
@@ -146,15 +148,15 @@ def test_stratified_and_unstratified_resampling_differ() -> None:
     # task 0 always scores 0, task 1 always 1: a stratified replicate keeps four of each, so its IQM is always 0.5;
     # resampling the eight scores as one pool would often draw five or more of one kind
     scores = np.array([[0.0, 1.0]] * 4)
-    assert results.stratified_bootstrap_ci(scores, seed=0) == pytest.approx((0.5, 0.5, 0.5))
+    assert paper_results.stratified_bootstrap_ci(scores, seed=0) == pytest.approx((0.5, 0.5, 0.5))
     rng = np.random.default_rng(0)
-    pooled = [results.iqm(rng.choice(scores.ravel(), size=8)) for _ in range(200)]
+    pooled = [paper_results.iqm(rng.choice(scores.ravel(), size=8)) for _ in range(200)]
     assert min(pooled) < 0.5 < max(pooled)
 
 
 def test_bootstrap_rejects_a_non_matrix() -> None:
     with pytest.raises(ValueError, match="runs, tasks"):
-        results.stratified_bootstrap_ci(np.array([0.1, 0.2]))
+        paper_results.stratified_bootstrap_ci(np.array([0.1, 0.2]))
 
 
 # ---------------------------------------------------------------------------------------------- curves from runs
@@ -163,14 +165,14 @@ def test_bootstrap_rejects_a_non_matrix() -> None:
 def test_task_scores_skip_empty_cells_torn_rows_and_seeds_without_evaluations(paper_root: Path) -> None:
     groups = results.group_runs(results.load_runs([paper_root]))
     dnc = groups[next(k for k in groups if k.method == "dnc_sac")]
-    ts = results.task_scores(dnc, "paper_success", "eval")
+    ts = paper_results.task_scores(dnc, "paper_success", "eval")
     assert ts is not None and ts.tasks == ("t0", "t1") and not ts.cut
     np.testing.assert_array_equal(ts.x, [100_000, 200_000, 400_000, 500_000, 600_000])  # no 300k, no torn 700k
     np.testing.assert_allclose(ts.scores[1], [[0.2, 0.4], [0.4, 0.2]])  # (seeds, tasks) at 200k
-    assert results.task_scores(dnc, "paper_success", "eval_mixture") is None  # dnc_sac logs no mixture
+    assert paper_results.task_scores(dnc, "paper_success", "eval_mixture") is None  # dnc_sac logs no mixture
     qmp = groups[next(k for k in groups if k.method == "qmp_dnc")]
     assert len(qmp) == 3
-    qmp_scores = results.task_scores(qmp, "paper_success", "eval_mixture")
+    qmp_scores = paper_results.task_scores(qmp, "paper_success", "eval_mixture")
     assert qmp_scores is not None and [run.seed for run in qmp_scores.runs] == [0, 1]
     np.testing.assert_allclose(qmp_scores.scores[-1], [[1.0, 1.0], [1.0, 1.0]])
 
@@ -178,7 +180,7 @@ def test_task_scores_skip_empty_cells_torn_rows_and_seeds_without_evaluations(pa
 def test_iqm_curve_of_a_group(paper_root: Path) -> None:
     groups = results.group_runs(results.load_runs([paper_root]))
     dnc = groups[next(k for k in groups if k.method == "dnc_sac")]
-    curve = results.iqm_curve(dnc, "paper_success", "eval", reps=500)
+    curve = paper_results.iqm_curve(dnc, "paper_success", "eval", reps=500)
     assert curve is not None and (curve.seeds, curve.tasks) == (2, 2)
     # IQM of {0.2, 0.4, 0.4, 0.2} = 0.3 at 200k; {0.6, 0.8, 0.6, 0.8} = 0.7 from 400k, with no spread over seeds
     np.testing.assert_allclose(curve.point, [0.0, 0.3, 0.7, 0.7, 0.7])
@@ -192,13 +194,13 @@ def test_iqm_curve_of_a_group(paper_root: Path) -> None:
 
 
 def test_paper_values() -> None:
-    assert results.paper_value(JACO, "qmp_dnc", 500_000) == pytest.approx(0.97)
-    assert results.paper_value(JACO, "dnc_sac", 2_000_000) == pytest.approx(0.80)
-    assert results.paper_value(JACO, "dnc_sac", 1_000_000) is None
-    assert results.paper_value(MAZE, "qmp_sac", 4_000_000) == pytest.approx(1.0)
-    assert [v.env_steps for v in results.paper_values(JACO, "dnc_sac")] == [500_000, 2_000_000]
-    assert all(v.method in METHODS and 0.0 <= v.success <= 1.0 for v in results.PAPER_VALUES)
-    assert "read off" in (results.paper_values.__doc__ or "")
+    assert paper_results.paper_value(JACO, "qmp_dnc", 500_000) == pytest.approx(0.97)
+    assert paper_results.paper_value(JACO, "dnc_sac", 2_000_000) == pytest.approx(0.80)
+    assert paper_results.paper_value(JACO, "dnc_sac", 1_000_000) is None
+    assert paper_results.paper_value(MAZE, "qmp_sac", 4_000_000) == pytest.approx(1.0)
+    assert [v.env_steps for v in paper_results.paper_values(JACO, "dnc_sac")] == [500_000, 2_000_000]
+    assert all(v.method in METHODS and 0.0 <= v.success <= 1.0 for v in paper_results.PAPER_VALUES)
+    assert "read off" in (paper_results.paper_values.__doc__ or "")
 
 
 def test_paper_labels_name_a_run_only_when_needed() -> None:
@@ -222,14 +224,14 @@ def table_rows(table: str) -> dict[str, list[str]]:
 
 def test_paper_table_puts_the_paper_beside_ours(paper_root: Path) -> None:
     groups = results.group_runs(results.load_runs([paper_root]))
-    table = results.format_paper_table(groups, at=[300_000, 500_000, 2_000_000], reps=300)
+    table = paper_results.format_paper_table(groups, at=[300_000, 500_000, 2_000_000], reps=300)
     header = next(line for line in table.splitlines() if line.startswith("| method"))
     assert header == ("| method | seeds | env steps | own @300k | mixture @300k | paper @300k | own @500k "
                       "| mixture @500k | paper @500k | own @2M | mixture @2M | paper @2M "
                       "| success (strict, final) | stages (final) |")
     rows = table_rows(table)
     # dnc_sac at 300k: no evaluation at 300k, so the one at 200k: IQM 0.3 of [[0.2, 0.4], [0.4, 0.2]]
-    ci = results.stratified_bootstrap_ci(np.array([[0.2, 0.4], [0.4, 0.2]]), reps=300)
+    ci = paper_results.stratified_bootstrap_ci(np.array([[0.2, 0.4], [0.4, 0.2]]), reps=300)
     at_200k = f"{ci[0]:.2f} [{ci[1]:.2f}, {ci[2]:.2f}]"
     assert rows["Separated (`dnc_sac`)"] == [
         "2", "600,000",  # the torn 700k row is not counted
@@ -256,16 +258,17 @@ def test_paper_table_defaults_to_the_papers_steps_and_flags_a_stale_evaluation(t
     # evaluations stop at 300k while training goes on to 600k: the 4M column is not reached
     write_paper_run(tmp_path / "maze", MAZE, "mtsac", 0, 6, {0: [0.1, 0.3], 1: [0.2, 0.4], 2: [0.4, 0.6]})
     groups = results.group_runs(results.load_runs([tmp_path]))
-    rows = table_rows(results.format_paper_table(groups, reps=50))
+    rows = table_rows(paper_results.format_paper_table(groups, reps=50))
     assert rows["Parameters (MTSAC) (`mtsac`)"][:5] == ["1", "600,000", "—", "—", "~0.65"]
-    rows = table_rows(results.format_paper_table(groups, at=[300_000, 500_000], reps=50))
+    rows = table_rows(paper_results.format_paper_table(groups, at=[300_000, 500_000], reps=50))
     assert rows["Parameters (MTSAC) (`mtsac`)"][2] == "0.50 [0.50, 0.50]"  # one seed: no spread
     assert rows["Parameters (MTSAC) (`mtsac`)"][5] == "0.50 [0.50, 0.50] (at 300k)"
     assert rows["Parameters + QMP (`qmp_sac`)"][:2] == ["0", "—"]
 
 
 def test_results_imports_neither_torch_nor_matplotlib() -> None:
-    code = "import sys, qmp.results; print(sorted(m for m in ('torch', 'matplotlib') if m in sys.modules))"
+    code = ("import sys, qmp.results, qmp.paper_results, qmp.qswitch_selection; "
+            "print(sorted(m for m in ('torch', 'matplotlib') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60,
                          cwd=Path(__file__).resolve().parents[1]).stdout
     assert out.strip() == "[]"

@@ -32,7 +32,8 @@ def make_batch(seed: int = 0) -> Batch:
 def test_td_target_bootstraps_unless_terminated() -> None:
     rew = torch.tensor([1.0, 1.0])
     terminated = torch.tensor([0.0, 1.0])  # row 0 may be a time-limit truncation: it still bootstraps
-    target = td_target(rew, terminated, torch.tensor([10.0, 10.0]), torch.tensor([-1.0, -1.0]), torch.tensor(0.5), 0.9, 2.0)
+    target = td_target(rew, terminated, torch.tensor([10.0, 10.0]), torch.tensor([-1.0, -1.0]), torch.tensor(0.5),
+                       0.9, 2.0)
     torch.testing.assert_close(target, torch.tensor([2.0 + 0.9 * (10.0 + 0.5), 2.0]))
 
 

@@ -11,8 +11,8 @@ from qmp.environments import ENVS
 from qmp.methods import METHODS
 from tests.helpers import tiny_flags, train
 
-HORIZONS = {"JacoReachMT5-v1": 200, "JacoReachMT5Raised-v1": 200, "MazeLarge-10-v0": 600, "Walker2dMT4-v0": 1000, "MetaWorldCDS-v1": 500,
-            "MetaWorldMT10-v2": 500, "MetaWorldMT50-v2": 500, "KitchenMTEasy-v0": 140}
+HORIZONS = {"JacoReachMT5-v1": 200, "JacoReachMT5Raised-v1": 200, "MazeLarge-10-v0": 600, "Walker2dMT4-v0": 1000,
+            "MetaWorldCDS-v1": 500, "MetaWorldMT10-v2": 500, "MetaWorldMT50-v2": 500, "KitchenMTEasy-v0": 140}
 MULTIHEAD = ["--policy_architecture", "multihead", "--Q_architecture", "multihead"]
 
 
@@ -58,6 +58,7 @@ def test_simulators_are_imported_only_when_needed(tmp_path: Path) -> None:
         "heavy = [m for m in ('mujoco', 'metaworld', 'gymnasium_robotics') if m in sys.modules];"
         "print('HEAVY', heavy)"
     )
-    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, cwd=Path(__file__).parents[1])
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True,
+                         cwd=Path(__file__).parents[1])
     assert out.returncode == 0, out.stderr
     assert "HEAVY []" in out.stdout

@@ -76,7 +76,8 @@ def test_explicit_flags_and_presets_reach_the_run(tmp_path: Path) -> None:
 
 
 def test_evaluation_uses_each_tasks_own_policy(tmp_path: Path) -> None:
-    cfg = parse_args(["qmp_dnc", f"--env={TOY}", "--run_dir", str(tmp_path), "--num_evaluation_episodes", "4"], list(METHODS), list(ENVS))
+    cfg = parse_args(["qmp_dnc", f"--env={TOY}", "--run_dir", str(tmp_path), "--num_evaluation_episodes", "4"],
+                     list(METHODS), list(ENVS))
     exp = build(Settings.from_config(cfg, 4), make_spec(TOY), torch.device("cpu"))
     with torch.no_grad():  # rig every critic to prefer policy 3's proposals: the mixture now differs
         exp.agent.critic.net.body.out.bias.zero_()
@@ -90,7 +91,8 @@ def test_evaluation_uses_each_tasks_own_policy(tmp_path: Path) -> None:
         first.weight[:, 2:, :] = 1.0  # Q = sum of hidden = grows with the action's sum
         critic_last.weight.fill_(1.0)
     metrics = evaluate_policies(exp, cfg.num_evaluation_episodes, cfg.seed, epoch=0)
-    own = episode_metrics(evaluate(exp.eval_env, OwnPolicy(exp.agent.policy), 1, evaluation_seed(cfg.seed, 0), exp.agent.device),
+    own = episode_metrics(evaluate(exp.eval_env, OwnPolicy(exp.agent.policy), 1, evaluation_seed(cfg.seed, 0),
+                                   exp.agent.device),
                           exp.spec.task_names, "eval")
     assert {k: metrics[k] for k in own} == own
     assert metrics["eval_mixture/return"] != metrics["eval/return"]
@@ -108,10 +110,12 @@ def test_resume_continues_where_it_stopped(tmp_path: Path) -> None:
 def test_videos_of_the_evaluation_episodes(tmp_path: Path) -> None:
     import imageio.v2 as imageio
 
-    flags = [*tiny_flags(4, 20), "--n_epochs", "2", "--vis_freq", "2", "--vis_num", "4", "--vis_width", "32", "--vis_height", "24"]
+    flags = [*tiny_flags(4, 20), "--n_epochs", "2", "--vis_freq", "2", "--vis_num", "4", "--vis_width", "32",
+             "--vis_height", "24"]
     rows = train("dnc_sac", TOY, tmp_path, *flags)
     videos = sorted((tmp_path / "videos").iterdir())
-    assert [v.name for v in videos] == sorted(f"epoch0_reach-{a}deg.mp4" for a in (0, 45, 90, 135))  # epoch 1 is not a multiple of 2
+    # epoch 1 is not a multiple of 2
+    assert [v.name for v in videos] == sorted(f"epoch0_reach-{a}deg.mp4" for a in (0, 45, 90, 135))
     frames = imageio.mimread(videos[0])
     assert len(frames) == 20 and frames[0].shape == (24, 32, 3)
     assert rows[0]["time/video_s"] != "" and rows[1]["time/video_s"] == ""

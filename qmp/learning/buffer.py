@@ -93,9 +93,11 @@ class MultiTaskReplayBuffer:
 
     def load_state_dict(self, state: dict) -> None:
         if state["capacity"] != self.capacity:
-            raise ValueError(f"replay buffer capacity {state['capacity']} in the checkpoint != {self.capacity} requested")
+            raise ValueError(f"replay buffer capacity {state['capacity']} in the checkpoint "
+                             f"!= {self.capacity} requested")
         if state.get("layout") != "step-major":
-            raise ValueError(f"replay buffer layout {state.get('layout', 'task-major')!r} is not this code's 'step-major'")
+            raise ValueError(f"replay buffer layout {state.get('layout', 'task-major')!r} "
+                             "is not this code's 'step-major'")
         n = state["size"]
         for key, sl in self.fields.items():
             self.data[:n, :, sl] = state["data"][key].to(self.device)

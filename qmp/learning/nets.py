@@ -82,8 +82,10 @@ class EnsembleMLP(nn.Module):
         sizes = [in_features, *hidden_sizes]
         self.hidden = nn.ModuleList(EnsembleLinear(n, a, b, init) for a, b in zip(sizes[:-1], sizes[1:], strict=True))
         self.norm_shapes = [(h,) for h in hidden_sizes] if layer_norm else []
-        self.norm_weight = nn.ParameterList(nn.Parameter(torch.ones(n, 1, h)) for h in hidden_sizes) if layer_norm else None
-        self.norm_bias = nn.ParameterList(nn.Parameter(torch.zeros(n, 1, h)) for h in hidden_sizes) if layer_norm else None
+        self.norm_weight = (nn.ParameterList(nn.Parameter(torch.ones(n, 1, h)) for h in hidden_sizes)
+                            if layer_norm else None)
+        self.norm_bias = (nn.ParameterList(nn.Parameter(torch.zeros(n, 1, h)) for h in hidden_sizes)
+                          if layer_norm else None)
         self.out = EnsembleLinear(n, sizes[-1], out_features, init) if out_features is not None else None
 
     def forward(self, x: Tensor, members: slice | None = None) -> Tensor:
@@ -182,8 +184,8 @@ class TanhGaussianPolicy(nn.Module):
     squashed tanh(mu): its samples were tanh(tanh(mu) + sigma * eps), with the log-probability of that
     distribution, while its deterministic action stayed tanh(mu)."""
 
-    def __init__(self, arch: str, num_tasks: int, obs_dim: int, act_dim: int, hidden_sizes: list[int], include_task_id: bool,
-                 double_tanh: bool = False) -> None:
+    def __init__(self, arch: str, num_tasks: int, obs_dim: int, act_dim: int, hidden_sizes: list[int],
+                 include_task_id: bool, double_tanh: bool = False) -> None:
         super().__init__()
         self.net = TaskNet(arch, num_tasks, obs_dim, hidden_sizes, 2 * act_dim, include_task_id=include_task_id)
         self.double_tanh = double_tanh
@@ -232,7 +234,8 @@ class DoubleQ(nn.Module):
         layer_norm: bool,
     ) -> None:
         super().__init__()
-        self.net = TaskNet(arch, num_tasks, obs_dim + act_dim, hidden_sizes, 1, 2, include_task_id, layer_norm, "xavier_normal")
+        self.net = TaskNet(arch, num_tasks, obs_dim + act_dim, hidden_sizes, 1, 2, include_task_id, layer_norm,
+                           "xavier_normal")
 
     def forward(self, obs: Tensor, act: Tensor, tasks: slice | None = None) -> Tensor:
         return self.net(torch.cat([obs, act], dim=-1), tasks).squeeze(-1)

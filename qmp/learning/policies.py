@@ -85,7 +85,8 @@ class QSwitchMixture:
         if reselect is None or reselect.any():
             scored = mean if (self.score_action == "mean" or deterministic) else sample
             best = self.scores(obs, scored).argmax(-1)
-            self.choice = best if reselect is None else torch.where(torch.as_tensor(reselect, device=obs.device), best, self.choice)
+            self.choice = (best if reselect is None
+                           else torch.where(torch.as_tensor(reselect, device=obs.device), best, self.choice))
         executed = (mean if deterministic else sample).transpose(0, 1)  # (T_i, T_j, A)
         action = executed[torch.arange(t, device=obs.device), self.choice]
         return action, self.choice.clone()

@@ -46,7 +46,8 @@ def weighted_mean(x: Tensor, weights: Tensor | None) -> Tensor:
     return (x * weights).sum(-1) / weights.sum(-1).clamp_min(1.0)
 
 
-def td_target(rew: Tensor, terminated: Tensor, next_q: Tensor, next_logp: Tensor, alpha: Tensor, discount: float, reward_scale: float) -> Tensor:
+def td_target(rew: Tensor, terminated: Tensor, next_q: Tensor, next_logp: Tensor, alpha: Tensor, discount: float,
+              reward_scale: float) -> Tensor:
     """Soft TD target; only a real termination stops bootstrapping (a time-limit truncation does not)."""
     return reward_scale * rew + (1.0 - terminated) * discount * (next_q - alpha * next_logp)
 
@@ -92,7 +93,8 @@ def kl_sources(kl_states: str, num_tasks: int, device: torch.device) -> Tensor:
 class MultiTaskSAC:
     """Owns the per-task policies, critics, targets, temperatures and their optimisers."""
 
-    def __init__(self, policy: TanhGaussianPolicy, critic: DoubleQ, num_tasks: int, act_dim: int, cfg: SACConfig, device: torch.device) -> None:
+    def __init__(self, policy: TanhGaussianPolicy, critic: DoubleQ, num_tasks: int, act_dim: int, cfg: SACConfig,
+                 device: torch.device) -> None:
         self.cfg, self.num_tasks, self.device = cfg, num_tasks, device
         self.policy = policy.to(device)
         self.critic = critic.to(device)
@@ -125,7 +127,8 @@ class MultiTaskSAC:
 
         self.critic_opt.zero_grad(set_to_none=True)
         critic_parts = [self._critic_chunk(batch, weights, alpha, noise_next, tasks) for tasks in chunks]
-        qf_losses, q1, target = (torch.cat(part, dim=-1) for part in zip(*critic_parts, strict=True))  # (2, T), (T,), (T,)
+        # (2, T), (T,), (T,)
+        qf_losses, q1, target = (torch.cat(part, dim=-1) for part in zip(*critic_parts, strict=True))
         self.critic_opt.step()
 
         self.critic.requires_grad_(False)  # the actor's loss must not leave gradients in the critic
@@ -181,7 +184,8 @@ class MultiTaskSAC:
         with torch.no_grad():
             next_act, next_logp = self.policy(next_obs, noise=r(noise), tasks=tasks)
             next_q = self.critic_target(next_obs, next_act, tasks).min(0).values
-            target = td_target(r(batch.rew), r(batch.terminated), next_q, next_logp, r(alpha), self.cfg.discount, self.cfg.reward_scale)
+            target = td_target(r(batch.rew), r(batch.terminated), next_q, next_logp, r(alpha), self.cfg.discount,
+                               self.cfg.reward_scale)
         q = self.critic(obs, r(batch.act), tasks)  # (2, t, B)
         qf_losses = weighted_mean((q - target).pow(2), w)  # (2, t)
         qf_losses.sum().backward()

@@ -26,7 +26,8 @@ def quantile_threshold(own_q: Tensor, quantile: float) -> Tensor:
 
 
 class UDSSharing:
-    def __init__(self, num_tasks: int, batch_size: int, min_reward: float, quantile: float, device: torch.device) -> None:
+    def __init__(self, num_tasks: int, batch_size: int, min_reward: float, quantile: float,
+                 device: torch.device) -> None:
         if num_tasks < 2:
             raise ValueError("data sharing needs at least 2 tasks")
         per_source = max(1, batch_size // (num_tasks - 1))

@@ -1,0 +1,47 @@
+"""The Q-switch selection log (qswitch_selection.jsonl, QMP methods only) as numbers: who acts for whom.
+
+numpy and json only (no torch, no matplotlib); qmp/plot.py --heatmap draws it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from qmp.methods import METHODS
+from qmp.results import ResultsError
+from qmp.run_dir import QSWITCH_LOG, RunDirError, read_jsonl
+
+
+def load_selection(run_dir: Path) -> list[dict[str, Any]]:
+    """The per-epoch Q-switch selection records; a half-written last line of a running job is dropped."""
+    path = run_dir / QSWITCH_LOG
+    if not path.is_file():
+        qmp_methods = ", ".join(name for name, method in METHODS.items() if method.qswitch)
+        raise ResultsError(f"{path} does not exist; only QMP methods ({qmp_methods}) write it")
+    try:
+        records = read_jsonl(path)
+    except RunDirError as exc:
+        raise ResultsError(str(exc)) from exc
+    if not records:
+        raise ResultsError(f"{path} has no epochs yet")
+    return records
+
+
+def selection_fractions(records: Sequence[dict[str, Any]], last: int) -> np.ndarray:
+    """Counts summed over the last epochs, then row-normalised: row i = where task i's executed actions came from."""
+    counts = np.sum([np.asarray(r["counts"], dtype=float) for r in records[-last:]], axis=0)
+    return counts / np.maximum(counts.sum(1, keepdims=True), 1.0)
+
+
+def own_policy_fractions(records: Sequence[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+    """(env steps, epochs x tasks) share of each task's steps that its own policy chose; NaN when no steps."""
+    steps = np.array([r["env_steps"] for r in records], dtype=float)
+    counts = np.array([r["counts"] for r in records], dtype=float)
+    totals = counts.sum(2)
+    own = np.diagonal(counts, axis1=1, axis2=2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return steps, np.where(totals > 0, own / totals, np.nan)
