@@ -1,4 +1,4 @@
-"""The paper's view of results: IQM over seeds x tasks with stratified-bootstrap CIs, and the paper's values.
+"""The paper's view of results: IQM over seeds with bootstrap CIs, and the paper's values beside ours.
 
 numpy only on top of qmp/results.py (no torch, no matplotlib), so it imports in milliseconds in a notebook:
 
@@ -6,12 +6,15 @@ numpy only on top of qmp/results.py (no torch, no matplotlib), so it imports in 
     from qmp import paper_results, results
     groups = results.group_runs(results.load_runs([Path("runs")]))    # {GroupKey: [Run, ...]} (seeds)
     for key, runs in groups.items():
-        curve = paper_results.iqm_curve(runs, "paper_success", prefix="eval")  # IQM over seeds x tasks + 95% CI
+        curve = paper_results.iqm_curve(runs, "paper_success", prefix="eval")  # IQM over seeds + 95% CI
     print(paper_results.format_paper_table(groups, at=[500_000, 2_000_000]))
 
-Aggregate scores follow rliable (Agarwal et al., 2021): the interquartile mean (IQM) over all (seed, task)
-scores, with a 95% percentile interval from a stratified bootstrap (seeds resampled within each task).
-Seeds are aligned as in qmp/results.py (cut at the shortest seed).
+A seed's score is its mean over the env's tasks: the quantity the paper's curves show. Scores are aggregated
+as rliable (Agarwal et al., 2021) recommends: the interquartile mean (IQM) over seeds, with a 95% percentile
+interval from a bootstrap over seeds (`stratified_bootstrap_ci` on a (seeds, 1) matrix; the same function
+resamples seeds within each column when given several). An IQM over seeds x tasks would instead trim whole
+tasks of a 5-task env (the best and the worst), which changes the metric. Seeds are aligned as in
+qmp/results.py (cut at the shortest seed).
 """
 
 from __future__ import annotations
@@ -90,6 +93,11 @@ def stratified_bootstrap_ci(scores: Any, statistic: Callable[[np.ndarray], float
     return float(statistic(scores)), float(lower), float(upper)
 
 
+def seed_means(scores: np.ndarray) -> np.ndarray:
+    """(seeds, tasks) -> (seeds, 1): each seed's mean over the env's tasks, the paper's per-run score."""
+    return np.asarray(scores, float).mean(axis=1, keepdims=True)
+
+
 @dataclass
 class TaskScores:
     """One group's per-task metric: scores[g] is the (seeds, tasks) matrix at env steps x[g]."""
@@ -127,7 +135,7 @@ def task_scores(runs: Sequence[Run], metric: str = PAPER_SUCCESS, prefix: str = 
 
 @dataclass
 class IQMCurve:
-    """IQM over (seeds x tasks) at each aligned evaluation, with its stratified-bootstrap interval."""
+    """IQM over seeds of the mean over tasks at each aligned evaluation, with its bootstrap interval."""
 
     x: np.ndarray
     point: np.ndarray
@@ -140,11 +148,12 @@ class IQMCurve:
 
 def iqm_curve(runs: Sequence[Run], metric: str = PAPER_SUCCESS, prefix: str = "eval", x: str = "env_steps",
               window: int = 1, reps: int = 2000, confidence: float = 0.95, seed: int = 0) -> IQMCurve | None:
-    """IQM of `{prefix}/<task>/{metric}` over seeds and tasks along x, with a `confidence` bootstrap band."""
+    """IQM over seeds of the task-mean of `{prefix}/<task>/{metric}` along x, with a `confidence` bootstrap band."""
     ts = task_scores(runs, metric, prefix, x, window)
     if ts is None:
         return None
-    cis = np.array([stratified_bootstrap_ci(m, iqm, reps, confidence, seed) for m in ts.scores]).reshape(-1, 3)
+    cis = np.array([stratified_bootstrap_ci(seed_means(m), iqm, reps, confidence, seed) for m in ts.scores])
+    cis = cis.reshape(-1, 3)
     return IQMCurve(ts.x, cis[:, 0], cis[:, 1], cis[:, 2], len(ts.runs), len(ts.tasks), ts.cut)
 
 
@@ -200,7 +209,7 @@ def score_at(ts: TaskScores | None, steps: int, reps: int = 2000, seed: int = 0,
     if not len(before):
         return DASH
     g = before[-1]
-    text = _format_ci(stratified_bootstrap_ci(ts.scores[g], iqm, reps, 0.95, seed))
+    text = _format_ci(stratified_bootstrap_ci(seed_means(ts.scores[g]), iqm, reps, 0.95, seed))
     spacing = float(np.median(np.diff(ts.x))) if len(ts.x) > 1 else 0.0
     if steps - ts.x[g] > spacing:
         text += f" (at {short_steps(ts.x[g])})"
@@ -222,7 +231,7 @@ def _format_final(runs: Sequence[Run], metric: str, reps: int, seed: int) -> str
     scores = final_scores(runs, metric)
     if scores is None:
         return DASH
-    text = _format_ci(stratified_bootstrap_ci(scores, iqm, reps, 0.95, seed))
+    text = _format_ci(stratified_bootstrap_ci(seed_means(scores), iqm, reps, 0.95, seed))
     return text if len(scores) == len(runs) else f"{text} (n={len(scores)})"
 
 
@@ -279,7 +288,8 @@ def format_paper_table(groups: dict[GroupKey, list[Run]], at: Sequence[int] | No
             lines.append("| " + " | ".join(cells + [DASH, DASH]) + " |")
         blocks.append("\n".join(lines))
     note = (f"own = each task's own policy (eval/), mixture = the Q-switch mixture (eval_mixture/, QMP methods); "
-            f"both: IQM over seeds x tasks of per-task {metric} [95% stratified-bootstrap CI, {reps} resamples] at "
+            f"both: IQM over seeds of each seed's mean over tasks of {metric} [95% bootstrap CI over seeds, {reps} "
+            f"resamples] at "
             f"the last evaluation at or before the column's env steps (\"(at ...)\" when that is further back than "
             f"one evaluation interval), {DASH} when not every seed has trained that far. paper = value read off the "
             f"paper's figure (approximate). strict success / stages: IQM [CI] of each seed's per-task mean of its "

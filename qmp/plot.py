@@ -13,7 +13,7 @@ shortest seed, a note on stderr says so) and the tables live in qmp/results.py a
 which are torch- and matplotlib-free for notebooks.
 
 --paper: the paper's view. One panel per env, one line per method (its paper name), x = env steps,
-y = the IQM over seeds x tasks of each task's `--score` (default paper_success, the success the paper's
+y = the IQM over seeds of each seed's task-mean `--score` (default paper_success, the success the paper's
 curves show) with a shaded 95% stratified-bootstrap band (`--reps` resamples). `--prefix` picks the policy:
 eval = each task's own policy (default), eval_mixture = the Q-switch mixture (QMP methods); given both, the
 second is dashed in the same colour. The paper's values, read off its figure, are 'x' markers in the
@@ -157,7 +157,7 @@ def _style_panel(ax: Axes, title: str, x: str, metric: str) -> None:
 
 def plot_paper(groups: dict[GroupKey, list[Run]], out: Path, prefixes: Sequence[str] = ("eval",),
                score: str = PAPER_SUCCESS, window: int = 1, reps: int = 2000, seed: int = 0) -> Figure:
-    """One panel per env, one line per method and prefix: IQM over seeds x tasks with a 95% bootstrap band.
+    """One panel per env, one line per method and prefix: IQM over seeds of the task mean, 95% bootstrap band.
 
     The first prefix is drawn solid, the next dashed (then dotted) in the method's colour; the paper's values
     for the method (only for score paper_success) are 'x' markers in that colour.

@@ -182,12 +182,22 @@ def test_iqm_curve_of_a_group(paper_root: Path) -> None:
     dnc = groups[next(k for k in groups if k.method == "dnc_sac")]
     curve = paper_results.iqm_curve(dnc, "paper_success", "eval", reps=500)
     assert curve is not None and (curve.seeds, curve.tasks) == (2, 2)
-    # IQM of {0.2, 0.4, 0.4, 0.2} = 0.3 at 200k; {0.6, 0.8, 0.6, 0.8} = 0.7 from 400k, with no spread over seeds
+    # each seed's task mean: 0.3 and 0.3 at 200k, 0.7 and 0.7 from 400k: no spread over seeds
     np.testing.assert_allclose(curve.point, [0.0, 0.3, 0.7, 0.7, 0.7])
-    np.testing.assert_allclose(curve.low[[0, 2, 3, 4]], [0.0, 0.7, 0.7, 0.7])
-    np.testing.assert_allclose(curve.high[[0, 2, 3, 4]], [0.0, 0.7, 0.7, 0.7])
-    assert 0.2 <= curve.low[1] < 0.3 < curve.high[1] <= 0.4
-    assert np.all(curve.low <= curve.point + 1e-12) and np.all(curve.point <= curve.high + 1e-12)
+    np.testing.assert_allclose(curve.low, curve.point)
+    np.testing.assert_allclose(curve.high, curve.point)
+
+
+def test_a_seed_scores_its_mean_over_tasks_not_an_iqm_over_tasks() -> None:
+    """One seed solving only the last of 5 tasks scores 0.2 (the paper's mean), where an IQM over the (1, 5)
+    matrix would trim that task away and report 0; across seeds the IQM trims seeds, and the band spans them."""
+    one_seed = np.array([[0.0, 0.0, 0.0, 0.0, 1.0]])
+    assert paper_results.iqm(one_seed) == 0.0
+    assert paper_results.stratified_bootstrap_ci(paper_results.seed_means(one_seed))[0] == pytest.approx(0.2)
+    seeds = np.array([[0.0, 0.0], [0.2, 0.2], [0.4, 0.4], [0.6, 0.6], [1.0, 1.0]])  # task means 0, .2, .4, .6, 1
+    point, low, high = paper_results.stratified_bootstrap_ci(paper_results.seed_means(seeds), reps=500)
+    assert point == pytest.approx(0.4)  # IQM of 5 seeds: mean of the middle 3
+    assert 0.0 <= low < 0.4 < high <= 1.0
 
 
 # ---------------------------------------------------------------------------------------------- paper values
@@ -230,9 +240,8 @@ def test_paper_table_puts_the_paper_beside_ours(paper_root: Path) -> None:
                       "| mixture @500k | paper @500k | own @2M | mixture @2M | paper @2M "
                       "| success (strict, final) | stages (final) |")
     rows = table_rows(table)
-    # dnc_sac at 300k: no evaluation at 300k, so the one at 200k: IQM 0.3 of [[0.2, 0.4], [0.4, 0.2]]
-    ci = paper_results.stratified_bootstrap_ci(np.array([[0.2, 0.4], [0.4, 0.2]]), reps=300)
-    at_200k = f"{ci[0]:.2f} [{ci[1]:.2f}, {ci[2]:.2f}]"
+    # dnc_sac at 300k: no evaluation at 300k, so the one at 200k: seed means 0.3 and 0.3 of [[0.2, 0.4], [0.4, 0.2]]
+    at_200k = "0.30 [0.30, 0.30]"
     assert rows["Separated (`dnc_sac`)"] == [
         "2", "600,000",  # the torn 700k row is not counted
         at_200k, "—", "—",
