@@ -68,6 +68,10 @@ class StopSignals:
             signal.signal(sig, handler)
         self._previous.clear()
 
+    def requested(self) -> bool:
+        """Whether a stop signal arrived (the loop polls this between collections and gradient steps)."""
+        return self.received is not None
+
     @property
     def name(self) -> str:
         return signal.Signals(self.received).name if self.received is not None else ""

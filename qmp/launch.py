@@ -32,9 +32,19 @@ from qmp.checkpoint import (
 from qmp.config import Config
 from qmp.environments import make_spec
 from qmp.faults import StopRequested, StopSignals
-from qmp.logger import Logger
+from qmp.logger import Logger, ProgressSink
 from qmp.loop import Cursor, check_finite, evaluate_policies, run_epoch
-from qmp.run_dir import CHECKPOINT, DONE, QSWITCH_LOG, RUNNING, STOPPED, prepare_run_dir, truncate_jsonl, write_status
+from qmp.run_dir import (
+    CHECKPOINT,
+    DONE,
+    QSWITCH_LOG,
+    RUNNING,
+    STOPPED,
+    VIDEOS,
+    prepare_run_dir,
+    truncate_jsonl,
+    write_status,
+)
 from qmp.run_dir import write_config as write_config_file
 from qmp.settings import Settings
 
@@ -63,17 +73,19 @@ def run_meta(cfg: Config, parts: Parts) -> dict[str, Any]:
 
 
 class Checkpointer:
-    """Writes and restores the whole state of a run: parts, cursor and every RNG."""
+    """Writes and restores the whole state of a run (parts, cursor, every RNG), and keeps status.json in step."""
 
-    def __init__(self, path: Path, meta: dict[str, Any], save_buffer: bool, interval_s: float) -> None:
-        self.path, self.meta, self.save_buffer, self.interval_s = path, meta, save_buffer, interval_s
+    def __init__(self, run_dir: Path, meta: dict[str, Any], n_epochs: int, save_buffer: bool,
+                 interval_s: float) -> None:
+        self.run_dir, self.path = run_dir, run_dir / CHECKPOINT
+        self.meta, self.n_epochs, self.save_buffer, self.interval_s = meta, n_epochs, save_buffer, interval_s
         self.last_save = time.monotonic()
 
     def due(self) -> bool:
         """Whether `interval_s` passed since the last checkpoint (then one is written between cycles)."""
         return time.monotonic() - self.last_save >= self.interval_s
 
-    def save(self, parts: Parts, cursor: Cursor) -> None:
+    def save(self, parts: Parts, cursor: Cursor, state: str = RUNNING) -> None:
         check_finite(parts, cursor)  # a NaN/inf never reaches a checkpoint
         counters = cursor.state_dict()
         partial = counters.pop("partial")
@@ -83,6 +95,20 @@ class Checkpointer:
             "buffer": parts.buffer.state_dict() if self.save_buffer else None, "partial": partial,
         })
         self.last_save = time.monotonic()
+        self.mark(cursor, state)
+
+    def mark(self, cursor: Cursor, state: str = RUNNING) -> None:
+        """status.json: how far the run is and whether it runs, stopped or is done (the sweep reads it)."""
+        done = cursor.epoch >= self.n_epochs
+        write_status(self.run_dir, epoch=cursor.epoch, n_epochs=self.n_epochs, env_steps=cursor.env_steps,
+                     state=DONE if done else state)
+
+    def between_cycles(self, parts: Parts, cursor: Cursor) -> None:
+        """A checkpoint inside a long epoch, once `interval_s` passed (not after its last cycle: the epoch's
+        own checkpoint follows)."""
+        assert cursor.progress is not None
+        if cursor.progress.cycle < parts.schedule.cycles_per_epoch and self.due():
+            self.save(parts, cursor)
 
     def load(self, parts: Parts) -> Cursor | None:
         """The saved cursor with the parts restored, or None without a checkpoint. Any mismatch or missing
@@ -141,7 +167,7 @@ def train(cfg: Config) -> Path:
     parts = build(settings, spec, device)
     try:
         run_dir = prepare_run_dir(cfg.run_dir, cfg.log_dir, cfg.env, cfg.method, cfg.name, cfg.seed, cfg.overwrite)
-        checkpointer = Checkpointer(run_dir / CHECKPOINT, run_meta(cfg, parts), cfg.save_buffer,
+        checkpointer = Checkpointer(run_dir, run_meta(cfg, parts), cfg.n_epochs, cfg.save_buffer,
                                     cfg.snapshot_interval_s)
         cursor = checkpointer.load(parts)
         if cursor is None:
@@ -150,16 +176,18 @@ def train(cfg: Config) -> Path:
             print(f"Resuming {run_dir} at epoch {cursor.epoch} ({cursor.env_steps} env steps)", flush=True)
         write_config(run_dir, cfg, parts, device)
         truncate_jsonl(run_dir / QSWITCH_LOG, cursor.epoch)
-        logger = Logger(run_dir, resume_epoch=cursor.epoch, wandb_run=start_wandb(cfg, run_dir) if cfg.wandb else None)
+        schedule = parts.schedule
+        planned = spec.num_tasks * schedule.steps_per_cycle * schedule.cycles_per_epoch * cfg.n_epochs
+        progress = ProgressSink(planned, cursor.env_steps, cfg.n_epochs)
+        logger = Logger.for_run(run_dir, cursor.epoch, start_wandb(cfg, run_dir) if cfg.wandb else None, progress)
         try:
             # signal handlers can only be installed from the main thread (tests may call train() elsewhere)
             if threading.current_thread() is threading.main_thread():
                 with StopSignals() as signals:
-                    fit(parts, settings, cursor, logger, checkpointer, signals)
+                    fit(parts, settings, cursor, logger, progress, checkpointer, signals)
             else:
-                fit(parts, settings, cursor, logger, checkpointer, None)
-            # also when a finished run is started again: nothing to train, but the status says done
-            write_status(run_dir, epoch=cursor.epoch, n_epochs=cfg.n_epochs, env_steps=cursor.env_steps, state=DONE)
+                fit(parts, settings, cursor, logger, progress, checkpointer, None)
+            checkpointer.mark(cursor)  # also when a finished run is started again: nothing to train, status done
         finally:
             logger.close()
     finally:
@@ -167,74 +195,46 @@ def train(cfg: Config) -> Path:
     return run_dir
 
 
-def fit(parts: Parts, settings: Settings, cursor: Cursor, logger: Logger, checkpointer: Checkpointer,
-        signals: StopSignals | None) -> None:
-    """Epochs until n_epochs; raises StopRequested after a signal's checkpoint is written."""
-    from tqdm import tqdm
+def fit(parts: Parts, settings: Settings, cursor: Cursor, logger: Logger, progress: ProgressSink,
+        checkpointer: Checkpointer, signals: StopSignals | None) -> None:
+    """Epochs until n_epochs: train, evaluate, log, checkpoint. After a stop signal: a checkpoint, then
+    StopRequested (polled between collections and gradient steps, so a signal never waits for an epoch)."""
+    cfg, evaluation = settings.cfg, settings.evaluation
+    stop = signals.requested if signals is not None else lambda: False
+    while cursor.epoch < cfg.n_epochs:
+        epoch, start, steps_before = cursor.epoch, time.perf_counter(), cursor.env_steps
+        result = run_epoch(parts, cursor, stop, lambda: checkpointer.between_cycles(parts, cursor), progress.advance)
+        if result is None:
+            checkpointer.save(parts, cursor, STOPPED)
+            raise stopped(signals, cursor, checkpointer, parts.schedule.cycles_per_epoch)
+        metrics = result.metrics
+        eval_start = time.perf_counter()
+        if parts.eval_env is not None and (epoch % evaluation.frequency == 0 or epoch == cfg.n_epochs - 1):
+            metrics.update(evaluate_policies(parts, evaluation.episodes, cfg.seed, epoch))
+        metrics["time/eval_s"] = time.perf_counter() - eval_start
+        if parts.video is not None and epoch % settings.video.frequency == 0:
+            video_start = time.perf_counter()
+            parts.video.record(parts.own_policy, epoch, checkpointer.run_dir / VIDEOS, parts.agent.device)
+            metrics["time/video_s"] = time.perf_counter() - video_start
+        elapsed = time.perf_counter() - start
+        cursor.wall_time += elapsed
+        metrics["time/epoch_s"], metrics["time/total_s"] = elapsed, cursor.wall_time
+        metrics["time/env_steps_per_s"] = (cursor.env_steps - steps_before) / elapsed
+        logger.log(epoch, metrics)
+        if parts.logs_selection:
+            logger.log_json(QSWITCH_LOG, {"epoch": epoch, "env_steps": cursor.env_steps,
+                                          "tasks": list(parts.spec.task_names), "counts": result.choices.tolist()})
+        cursor.epoch = epoch + 1
+        if cursor.epoch % cfg.snapshot_gap == 0 or cursor.epoch == cfg.n_epochs or checkpointer.due() or stop():
+            checkpointer.save(parts, cursor, STOPPED if stop() else RUNNING)
+        if stop() and cursor.epoch < cfg.n_epochs:
+            raise stopped(signals, cursor, checkpointer, parts.schedule.cycles_per_epoch)
 
-    cfg, cycles, evaluation = settings.cfg, parts.schedule.cycles_per_epoch, settings.evaluation
-    run_dir = checkpointer.path.parent
 
-    def stop() -> bool:
-        return signals is not None and signals.received is not None
-
-    def checkpoint(state: str = RUNNING) -> None:
-        checkpointer.save(parts, cursor)
-        done = cursor.epoch >= cfg.n_epochs
-        write_status(run_dir, epoch=cursor.epoch, n_epochs=cfg.n_epochs, env_steps=cursor.env_steps,
-                     state=DONE if done else state)
-
-    def after_cycle() -> None:
-        assert cursor.progress is not None
-        if cursor.progress.cycle < cycles and checkpointer.due():
-            checkpoint()
-
-    def stopped(saved: bool = False) -> StopRequested:
-        assert signals is not None and signals.received is not None
-        if not saved:
-            checkpoint(STOPPED)
-        else:
-            write_status(run_dir, epoch=cursor.epoch, n_epochs=cfg.n_epochs, env_steps=cursor.env_steps, state=STOPPED)
-        assert cursor.progress is not None
-        where = (f"epoch {cursor.epoch}, cycle {cursor.progress.cycle}/{cycles}"
-                 if cursor.epoch < cfg.n_epochs else "the end")
-        return StopRequested(signals.received, f"stopped by {signals.name} at {where}; checkpoint written to "
-                                               f"{checkpointer.path}. Resume by running the same command again, or: "
-                                               f"python run.py resume --snapshot_dir {run_dir}")
-
-    t = parts.spec.num_tasks
-    planned = t * parts.schedule.steps_per_cycle * cycles * cfg.n_epochs
-    bar = tqdm(total=planned, initial=cursor.env_steps, unit="step", unit_scale=True, disable=None, dynamic_ncols=True)
-    try:
-        while cursor.epoch < cfg.n_epochs:
-            epoch, start, steps_before = cursor.epoch, time.perf_counter(), cursor.env_steps
-            result = run_epoch(parts, cursor, stop, after_cycle, bar.update)
-            if result is None:
-                raise stopped()
-            metrics = result.metrics
-            eval_start = time.perf_counter()
-            if parts.eval_env is not None and (epoch % evaluation.frequency == 0 or epoch == cfg.n_epochs - 1):
-                metrics.update(evaluate_policies(parts, evaluation.episodes, cfg.seed, epoch))
-            metrics["time/eval_s"] = time.perf_counter() - eval_start
-            if parts.video is not None and epoch % settings.video.frequency == 0:
-                video_start = time.perf_counter()
-                parts.video.record(parts.own_policy, epoch, run_dir / "videos", parts.agent.device)
-                metrics["time/video_s"] = time.perf_counter() - video_start
-            elapsed = time.perf_counter() - start
-            cursor.wall_time += elapsed
-            metrics["time/epoch_s"], metrics["time/total_s"] = elapsed, cursor.wall_time
-            metrics["time/env_steps_per_s"] = (cursor.env_steps - steps_before) / elapsed
-            logger.log(epoch, metrics)
-            if parts.logs_selection:
-                logger.log_json(QSWITCH_LOG, {"epoch": epoch, "env_steps": cursor.env_steps,
-                                              "tasks": list(parts.spec.task_names), "counts": result.choices.tolist()})
-            cursor.epoch = epoch + 1
-            saved = cursor.epoch % cfg.snapshot_gap == 0 or cursor.epoch == cfg.n_epochs or checkpointer.due()
-            if saved:
-                checkpoint()
-            if stop() and cursor.epoch < cfg.n_epochs:
-                raise stopped(saved)
-            success = metrics.get("eval/success", metrics.get("collect/success"))
-            bar.set_postfix(epoch=epoch, success=f"{success:.2f}" if success is not None else "-")
-    finally:
-        bar.close()
+def stopped(signals: StopSignals | None, cursor: Cursor, checkpointer: Checkpointer, cycles: int) -> StopRequested:
+    """The exception that ends a run after a stop signal's checkpoint, saying where and how to resume."""
+    assert signals is not None and signals.received is not None and cursor.progress is not None
+    where = f"epoch {cursor.epoch}, cycle {cursor.progress.cycle}/{cycles}"
+    return StopRequested(signals.received, f"stopped by {signals.name} at {where}; checkpoint written to "
+                                           f"{checkpointer.path}. Resume by running the same command again, or: "
+                                           f"python run.py resume --snapshot_dir {checkpointer.run_dir}")

@@ -401,22 +401,22 @@ def test_corrupted_or_foreign_checkpoint_is_refused(finished_run: Path, damage: 
 
 # -------------------------------------------------------------------------------- logs
 def test_torn_progress_row_and_tensorboard_are_not_duplicated_on_resume(tmp_path: Path) -> None:
-    logger = Logger(tmp_path)
+    logger = Logger.for_run(tmp_path)
     for epoch in range(3):
         logger.log(epoch, {"train/x": float(epoch)})
     logger.close()
     with open(tmp_path / "progress.csv", "a") as f:
         f.write("1")  # a kill mid-append of epoch 10's row would leave "1" (looks like epoch 1)
     assert [r["epoch"] for r in read_complete_rows(tmp_path / "progress.csv")] == ["0", "1", "2"]
-    logger = Logger(tmp_path, resume_epoch=2)  # the checkpoint was at epoch 2
+    logger = Logger.for_run(tmp_path, resume_epoch=2)  # the checkpoint was at epoch 2
     logger.log(2, {"train/x": 20.0})
     logger.close()
     assert [(r["epoch"], r["train/x"]) for r in read_complete_rows(tmp_path / "progress.csv")] == [
         ("0", "0.0"), ("1", "1.0"), ("2", "20.0")]
     assert tb_scalars(tmp_path, "train/x") == [(0, 0.0), (1, 1.0), (2, 20.0)]
-    Logger(tmp_path, resume_epoch=0).close()  # killed before the first checkpoint: start clean
+    Logger.for_run(tmp_path, resume_epoch=0).close()  # killed before the first checkpoint: start clean
     assert read_complete_rows(tmp_path / "progress.csv") == []
-    logger = Logger(tmp_path, resume_epoch=0)
+    logger = Logger.for_run(tmp_path, resume_epoch=0)
     logger.log(0, {"train/x": 5.0})
     logger.close()
     assert tb_scalars(tmp_path, "train/x") == [(0, 5.0)]
@@ -430,3 +430,28 @@ def test_checkpoint_holds_the_full_state(finished_run: Path) -> None:
     assert state["buffer"]["size"] > 0 and state["code_version"] == qmp.__version__
     assert len(state["env"]["envs"]) == 4 and "rng" in state["env"]["envs"][0]  # task env RNGs
     assert json.loads((finished_run / "config.json").read_text())["code_version"] == qmp.__version__
+
+
+def test_progress_lines_when_the_console_is_not_a_terminal() -> None:
+    """In a log file (Slurm, CI, `make run > log`) progress is a line every `every_s` seconds and at the last
+    epoch: env steps, the main metric, the speed and the time left; on a terminal it is a bar instead."""
+    import io
+
+    from qmp.logger import ProgressSink
+
+    out = io.StringIO()
+    sink = ProgressSink(total_steps=4000, start_steps=0, n_epochs=4, stream=out, every_s=0.0)
+    for epoch in range(4):
+        sink.advance(1000)
+        sink.log(epoch, {"collect/success": 0.1, **({"eval/paper_success": 0.5} if epoch % 2 == 0 else {})})
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 4 and sink.bar is None
+    assert lines[0].startswith("epoch 1/4 | 1,000 env steps | eval/paper_success 0.50 | ")
+    assert "collect/success 0.10" in lines[1] and lines[-1].startswith("epoch 4/4 | 4,000 env steps")
+    assert all(line.endswith(" left") and " steps/s" in line for line in lines)
+    quiet = io.StringIO()
+    sink = ProgressSink(total_steps=4000, start_steps=0, n_epochs=4, stream=quiet, every_s=3600.0)
+    for epoch in range(4):
+        sink.log(epoch, {})
+    assert quiet.getvalue().splitlines() == [quiet.getvalue().splitlines()[-1]]  # only the last epoch's line
+    assert quiet.getvalue().startswith("epoch 4/4")
