@@ -4,6 +4,8 @@
 #   benchmarks/reproduction.sh BATCH [SEED ...]    # train the runs of BATCH (LANES=2 at a time), then keep them
 #   benchmarks/reproduction.sh keep                # copy config.json, progress.csv, qswitch_selection.jsonl of
 #                                                  # every finished or partial run into docs/results/ (no checkpoints)
+#   benchmarks/reproduction.sh report              # redraw docs/img/repro_*.png and the tables of docs/results.md
+#                                                  # from docs/results/ alone
 # Batches (env steps per run; the first epoch is the warm-up):
 #   jaco_separated   dnc_sac vs qmp_dnc on JacoReachMT5-v1, EPOCHS (default 951 = 1M env steps: 50k warm-up + 950 x 1k)
 #   jaco_parameters  mtsac vs qmp_sac with the README's Parameters flags, 500k (10k warm-up + 490 x 1k)
@@ -30,6 +32,43 @@ keep() {
   find docs/results -name config.json -exec sed -i "s#\"run_dir\": \"[^\"]*/$LOG_DIR/#\"run_dir\": \"$LOG_DIR/#" {} +
 }
 
+report() {  # every figure and table of docs/results.md, from the files kept in docs/results/
+  local py=.venv/bin/python
+  "$py" -m qmp.plot docs/results --paper --prefix eval eval_mixture --smooth 3 --out docs/img/repro_paper.png
+  "$py" -m qmp.plot docs/results --paper --score stages_completed --prefix eval eval_mixture --smooth 3 \
+    --out docs/img/repro_stages.png
+  for run in docs/results/*/qmp_*/*/seed0; do
+    [ -f "$run/qswitch_selection.jsonl" ] || continue
+    env=$(basename "$(dirname "$(dirname "$(dirname "$run")")")")
+    method=$(basename "$(dirname "$(dirname "$run")")")
+    "$py" -m qmp.plot --heatmap "$run" --last 50 --out "docs/img/repro_qswitch_${env}_${method}.png"
+  done
+  "$py" - <<'PY'
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+def table(*args: str) -> str:
+    return subprocess.run([sys.executable, "-m", "qmp.plot", "docs/results", *args], check=True,
+                          capture_output=True, text=True).stdout.strip()
+
+tables = {
+    "paper": table("--table", "--paper", "--at", "200k", "300k", "500k", "1M", "2M"),
+    "strict": table("--table", "--metric", "eval/success", "--metric", "eval/stages_completed",
+                    "--metric", "eval_mixture/stages_completed"),
+}
+doc = Path("docs/results.md")
+text = doc.read_text()
+for name, body in tables.items():
+    text, found = re.subn(rf"(<!-- table:{name} -->\n).*?(\n<!-- /table:{name} -->)",
+                          lambda m: m.group(1) + body + m.group(2), text, flags=re.S)
+    if not found:
+        raise SystemExit(f"docs/results.md has no <!-- table:{name} --> ... <!-- /table:{name} --> block")
+doc.write_text(text)
+PY
+}
+
 runs() {  # one run.py argument line per run; methods of one seed side by side, so lanes pair them
   local batch=$1; shift
   local seeds=("$@")
@@ -51,7 +90,8 @@ runs() {  # one run.py argument line per run; methods of one seed side by side, 
 
 case ${1:-} in
   keep) keep ;;
-  "") echo "usage: $0 BATCH [SEED ...] | keep" >&2; exit 2 ;;
+  report) report ;;
+  "") echo "usage: $0 BATCH [SEED ...] | keep | report" >&2; exit 2 ;;
   *)
     batch=$1; shift
     [ $# -gt 0 ] || set -- 0 1

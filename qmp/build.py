@@ -47,25 +47,24 @@ class OwnData:
     kl_states_per_task: int | None = None
 
     def sample(self) -> TrainingBatch:
-        batch = self.buffer.sample(self.batch_per_task)
-        return TrainingBatch(batch, None, self._kl_states(), {})
+        return TrainingBatch(self.buffer.sample(self.batch_per_task), None, self.kl_states(), {})
 
-    def _kl_states(self) -> Tensor | None:
+    def kl_states(self) -> Tensor | None:
         return None if self.kl_states_per_task is None else self.buffer.sample(self.kl_states_per_task).obs
 
 
 @dataclass
-class SharedData(OwnData):
+class SharedData:
     """UDS: the own batch plus relabelled transitions of every other task (learning/sharing.py)."""
 
-    sharing: UDSSharing | None = None
-    critic: DoubleQ | None = None
+    own: OwnData
+    sharing: UDSSharing
+    critic: DoubleQ  # task i's Q1 filters what task i takes from the others
 
     def sample(self) -> TrainingBatch:
-        assert self.sharing is not None and self.critic is not None
-        own = self.buffer.sample(self.batch_per_task)
-        batch, weights, kept = self.sharing.build(self.buffer, self.critic, own)
-        return TrainingBatch(batch, weights, self._kl_states(), {"shared_data_kept": kept})
+        own = self.own.buffer.sample(self.own.batch_per_task)
+        batch, weights, kept = self.sharing.build(self.own.buffer, self.critic, own)
+        return TrainingBatch(batch, weights, self.own.kl_states(), {"shared_data_kept": kept})
 
 
 @dataclass
@@ -83,7 +82,6 @@ class Parts:
     data: DataSource
     schedule: ScheduleSettings
     video: VideoRecorder | None
-    shared_alpha: bool  # `sac`: one temperature (its finiteness check is not per task)
 
     @property
     def logs_selection(self) -> bool:
@@ -122,15 +120,15 @@ def build(settings: Settings, spec: MultiTaskSpec, device: torch.device) -> Part
         behaviour, eval_mixture = QSwitchMixture(*args), QSwitchMixture(*args)
     schedule = settings.schedule
     buffer = MultiTaskReplayBuffer(t, schedule.replay_per_task, obs_dim, act_dim, device)
-    data: DataSource = OwnData(buffer, schedule.batch_per_task, settings.kl_states_per_task)
+    own = OwnData(buffer, schedule.batch_per_task, settings.kl_states_per_task)
+    data: DataSource = own
     if settings.uds_quantile is not None:
         sharing = UDSSharing(t, schedule.batch_per_task, spec.min_reward, settings.uds_quantile, device)
-        data = SharedData(buffer, schedule.batch_per_task, settings.kl_states_per_task, sharing, agent.critic)
+        data = SharedData(own, sharing, agent.critic)
     video = None
     v = settings.video
     if v.frequency > 0:
         render_spec = partial(make_spec, cfg.env, sparse_tasks=cfg.sparse_tasks, task_name=cfg.task_name,
                               render_mode="rgb_array")
         video = VideoRecorder(render_spec, cfg.seed, max(v.episodes // t, 1), v.width, v.height, v.fps, v.format)
-    return Parts(spec, env, eval_env, agent, buffer, behaviour, own_policy, eval_mixture, data, schedule, video,
-                 settings.sac.shared_alpha)
+    return Parts(spec, env, eval_env, agent, buffer, behaviour, own_policy, eval_mixture, data, schedule, video)

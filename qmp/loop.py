@@ -99,7 +99,7 @@ def check_finite(parts: Parts, cursor: Cursor) -> None:
 
     def task_major(name: str) -> bool:
         if name == "log_alpha":
-            return not parts.shared_alpha
+            return not agent.cfg.shared_alpha  # `sac`: one temperature, not per task
         prefix, _, rest = name.partition(".net.")
         return nets[prefix].is_task_major(rest)
 

@@ -14,7 +14,7 @@ which are torch- and matplotlib-free for notebooks.
 
 --paper: the paper's view. One panel per env, one line per method (its paper name), x = env steps,
 y = the IQM over seeds of each seed's task-mean `--score` (default paper_success, the success the paper's
-curves show) with a shaded 95% stratified-bootstrap band (`--reps` resamples). `--prefix` picks the policy:
+curves show) with a shaded 95% bootstrap band over seeds (`--reps` resamples). `--prefix` picks the policy:
 eval = each task's own policy (default), eval_mixture = the Q-switch mixture (QMP methods); given both, the
 second is dashed in the same colour. The paper's values, read off its figure, are 'x' markers in the
 method's colour. With --table: per env-steps point (`--at`, default the paper's points) our IQM [95% CI]
@@ -199,7 +199,7 @@ def plot_paper(groups: dict[GroupKey, list[Run]], out: Path, prefixes: Sequence[
                     ax.plot([value.env_steps], [value.success], linestyle="none", marker="x", markersize=9,
                             markeredgewidth=2.2, color=colour)
         _style_panel(ax, env, "env steps", score)
-        ax.set_ylabel(f"{score} (IQM over seeds \u00d7 tasks)")
+        ax.set_ylabel(f"{score}, mean over tasks (IQM over seeds)")
         if not drawn:
             _no_data(ax)
         handles, names = ax.get_legend_handles_labels()
@@ -209,7 +209,7 @@ def plot_paper(groups: dict[GroupKey, list[Run]], out: Path, prefixes: Sequence[
         if handles:
             ax.legend(handles, names, fontsize=7, loc="best", framealpha=0.8)
     smoothing = f"\nmoving average of {window} evaluations per seed and task" if window > 1 else ""
-    fig.suptitle(f"IQM of per-task {score} over seeds \u00d7 tasks, 95% stratified-bootstrap CI{smoothing}",
+    fig.suptitle(f"{score}: each seed's mean over tasks, IQM over seeds, 95% bootstrap CI{smoothing}",
                  fontsize=9)
     fig.savefig(out, dpi=120)
     return fig
