@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from qmp.environments import ENVS
+from qmp.flag_scope import env_option_error, given_flags, scope_error
 from qmp.methods import ARCHITECTURES, METHODS, QSWITCH_ACTIONS, QSWITCH_SCORES, check_method
 
 # The original's replay: garage buffers of 1e6 transitions, one per task for the DnC family, ONE shared by
@@ -225,6 +226,9 @@ def parse_args(argv: list[str], methods: list[str], envs: list[str]) -> Config:
     parser.set_defaults(**ENVS[first.env].preset)
     cfg = Config(**vars(parser.parse_args(argv)))
     validate(cfg, methods)
+    reason = scope_error(cfg.method, cfg.env, given_flags(parser, argv))
+    if reason:
+        raise ConfigError(reason)
     return cfg
 
 
@@ -303,6 +307,9 @@ def validate(cfg: Config, methods: list[str]) -> None:
         if getattr(cfg, name) != default:
             raise ConfigError(f"--{name} {getattr(cfg, name)} is not supported; "
                               f"only {default} is (see docs/architecture.md)")
+    reason = env_option_error(cfg.env, cfg.task_name, cfg.sparse_tasks)
+    if reason:
+        raise ConfigError(reason)
     tasks = expected_tasks(cfg)
     if tasks is not None and cfg.n_policies != tasks:
         raise ConfigError(f"--n_policies {cfg.n_policies} does not match the {tasks} tasks of {cfg.env}")

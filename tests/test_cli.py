@@ -240,3 +240,72 @@ def test_faithfulness_flags_parse() -> None:
                  "i+j").sampling_type == "i+j"
     assert parse("qmp_sac", "--env=JacoReachMT5-v1", *PARAM_SHARING, "--multihead_double_tanh",
                  "true").multihead_double_tanh
+
+
+# ------------------------------------------------------------------- every flag acts or is refused
+def _other_value(flag: str, default: object) -> list[str]:
+    """A value different from the default, as command-line words."""
+    special = {"env": ["JacoReachMT5-v1"], "policy_architecture": ["multihead"], "Q_architecture": ["multihead"],
+               "partition": ["random"], "sampling_type": ["j"], "qswitch_score": ["min"], "qswitch_action": ["sample"],
+               "vis_format": ["gif"], "task_name": ["0,1"], "sparse_tasks": ["1"], "kl_coeff": ["0.01"],
+               "hidden_sizes": ["32", "32"], "reward_params": ["1", "1"], "reward_type": ["other"],
+               "snapshot_dir": ["somewhere"], "run_dir": ["somewhere"], "log_dir": ["elsewhere"], "name": ["x"],
+               "notes": ["a note"], "wandb_project": ["p"], "wandb_entity": ["e"], "sampler_type": ["ray"],
+               "worker_type": ["fragment"], "n_policies": ["3"], "gpu": ["0"], "target_entropy": ["-1.5"]}
+    if flag in special:
+        return special[flag]
+    if isinstance(default, bool):
+        return [str(not default).lower()]
+    if isinstance(default, int | float) and not isinstance(default, bool):
+        return [str(default * 2 if default else 1)]
+    return ["3"]  # an optional number that is None by default
+
+
+@pytest.mark.parametrize("flag", [f.name for f in Config.__dataclass_fields__.values() if f.name != "method"])
+def test_every_flag_reaches_the_config_or_is_refused(flag: str) -> None:
+    """Given on a method and env it could apply to, each flag either changes the run's config (config.json)
+    or is refused with a one-line error naming it; only the garage-only flags are accepted with a warning."""
+    from qmp.flag_scope import METHOD_FLAGS
+
+    method = METHOD_FLAGS.get(flag, ("qmp_dnc",))[0]
+    method = "dnc_sac" if method == "resume" else method
+    env = "MazeLarge-10-v0" if flag in ("task_name", "sparse_tasks") else "ToyReach-v0"
+    base = [method, f"--env={env}"]
+    default = parse(*base)
+    argv = [*base, f"--{flag}", *_other_value(flag, getattr(default, flag))]
+    argv += ["--n_policies", "2"] if flag == "task_name" else []  # the 2 tasks of "0,1"
+    try:
+        cfg = parse(*argv)
+    except ConfigError as exc:
+        assert f"--{flag}" in str(exc) and "\n" not in str(exc)
+        return
+    if flag in ("sampler_type", "worker_type", "max_n_worker"):
+        assert garage_only_warnings(argv) and getattr(cfg, flag) != getattr(default, flag)
+        return
+    assert cfg.to_dict() != default.to_dict(), f"--{flag} was accepted and changed nothing"
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["dnc_sac", "--env=JacoReachMT5-v1", "--policy_sampling_freq", "2"],
+     "--policy_sampling_freq does nothing for dnc_sac"),
+    (["mtsac", "--env=JacoReachMT5-v1", *PARAM_SHARING, "--qswitch_score", "min"], "valid for: qmp_dnc, qmp_sac"),
+    (["qmp_dnc", "--env=JacoReachMT5-v1", "--sharing_quant", "0.5"], "--sharing_quantile does nothing for qmp_dnc"),
+    (["qmp_dnc", "--env=JacoReachMT5-v1", "--stagewise", "false"], "--stagewise does nothing for qmp_dnc"),
+    (["dnc_sac", "--env=JacoReachMT5-v1", "--snapshot_dir", "x"], "valid for: resume"),
+    (["dnc_sac", "--env=JacoReachMT5-v1", "--grad_clip", "1"], "passed it to no algorithm"),
+    (["dnc_sac", "--env=JacoReachMT5-v1", "--discrete_action", "false"], "--discrete_action is refused"),
+    (["dnc_sac", "--env=JacoReachMT5-v1", "--task_name", "0,1,2", "--n_policies", "3"],
+     "--task_name does nothing for JacoReachMT5-v1"),
+    (["dnc_sac", "--env=Walker2dMT4-v0", "--sparse_tasks", "1"], "valid for: MazeLarge-10-v0"),
+    (["dnc_sac", "--env=MetaWorldMT10-v2", "--sparse_tasks", "1"], "--sparse_tasks does nothing for MetaWorldMT10-v2"),
+])
+def test_flags_where_they_do_nothing_are_refused(argv: list[str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        parse(*argv)
+
+
+def test_flags_where_they_act_are_accepted() -> None:
+    assert parse("qmp_dnc", "--env=JacoReachMT5-v1", "--policy_sampling_freq", "5").policy_sampling_freq == 5
+    assert parse("uds_dnc", "--env=JacoReachMT5-v1", "--sharing_quantile", "0.5").sharing_quantile == 0.5
+    assert parse("dnc_sac", "--env=MazeLarge-10-v0", "--task_name", "0,1", "--n_policies", "2").task_name == "0,1"
+    assert parse("dnc_sac", "--env=MetaWorldMT10-v2", "--task_name", "reach-v3,push-v3", "--n_policies", "2")

@@ -28,6 +28,8 @@ class EnvEntry:
     """"module:function" that builds the env's MultiTaskSpec."""
     preset: dict[str, Any] = field(default_factory=dict)
     """The env's flag defaults (flag name -> value)."""
+    options: tuple[str, ...] = ()
+    """Which of --task_name and --sparse_tasks its factory takes (others refuse them)."""
 
 
 ENVS: dict[str, EnvEntry] = {
@@ -37,7 +39,7 @@ ENVS: dict[str, EnvEntry] = {
     "MazeLarge-10-v0": EnvEntry("qmp.environments.maze:maze_large_10", {
         "n_policies": 10, "n_epochs": 2000, "batch_size": 6000, "gradient_steps_per_itr": 1000,
         "min_buffer_size": 3000, "buffer_batch_size": 256, "num_evaluation_episodes": 100, "evaluation_frequency": 20,
-    }),
+    }, ("task_name", "sparse_tasks")),
     "Walker2dMT4-v0": EnvEntry("qmp.environments.walker:walker2d_mt4", {
         "n_policies": 4, "n_epochs": 2000, "batch_size": 4000, "gradient_steps_per_itr": 6000,
         "num_evaluation_episodes": 40, "evaluation_frequency": 20,
@@ -46,17 +48,17 @@ ENVS: dict[str, EnvEntry] = {
         "n_policies": 4, "n_epochs": 500, "batch_size": 2000, "steps_per_epoch": 10,
         "gradient_steps_per_itr": 200, "min_buffer_size": 5000, "buffer_batch_size": 256, "lr": 1.5e-3,
         "num_evaluation_episodes": 40, "evaluation_frequency": 10,
-    }),
+    }, ("task_name",)),
     "MetaWorldMT10-v2": EnvEntry("qmp.environments.metaworld:metaworld_mt10", {
         "n_policies": 10, "batch_size": 5000, "steps_per_epoch": 10, "gradient_steps_per_itr": 500,
         "min_buffer_size": 5000, "buffer_batch_size": 2560, "lr": 1.5e-3, "num_evaluation_episodes": 100,
         "evaluation_frequency": 2,
-    }),
+    }, ("task_name",)),
     "MetaWorldMT50-v2": EnvEntry("qmp.environments.metaworld:metaworld_mt50", {
         "n_policies": 50, "n_epochs": 1000, "batch_size": 25000, "steps_per_epoch": 8,
         "gradient_steps_per_itr": 2500, "min_buffer_size": 1500, "buffer_batch_size": 1280,
         "hidden_sizes": [400, 400], "num_evaluation_episodes": 250,
-    }),
+    }, ("task_name",)),
     "KitchenMTEasy-v0": EnvEntry("qmp.environments.kitchen:kitchen_mt_easy", {
         "n_policies": 10, "n_epochs": 500, "batch_size": 2000, "steps_per_epoch": 5,
         "gradient_steps_per_itr": 500, "min_buffer_size": 2000, "buffer_batch_size": 1280,

@@ -1,0 +1,77 @@
+"""Where each flag applies. A flag given where it would do nothing is refused, never ignored.
+
+The original run.py added its method-specific flags only for the experiment names that used them (so it
+rejected, say, `dnc_sac --policy_sampling_freq 2` as an unknown argument), and it parsed a few flags that
+nothing ever read. We keep every flag's spelling, and refuse both kinds with the reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from qmp.environments import ENVS
+from qmp.methods import METHODS
+
+QMP_METHODS = tuple(name for name, m in METHODS.items() if m.qswitch)
+UDS_METHODS = tuple(name for name, m in METHODS.items() if m.sharing)
+DNC_NAMED = tuple(name for name in METHODS if "dnc" in name)  # the original's test: "dnc" in the experiment name
+
+# flag -> the methods that take it (the original's, plus our own Q-switch options for the QMP methods)
+METHOD_FLAGS: dict[str, tuple[str, ...]] = {
+    "policy_sampling_freq": QMP_METHODS,
+    "qswitch_score": QMP_METHODS,
+    "qswitch_action": QMP_METHODS,
+    "sharing_quantile": UDS_METHODS,
+    "unsupervised": UDS_METHODS,
+    "kl_coeff": DNC_NAMED,
+    "regularize_representation": DNC_NAMED,
+    "distillation_period": DNC_NAMED,
+    "stagewise": tuple(name for name in DNC_NAMED if name not in QMP_METHODS),
+    "snapshot_dir": ("resume",),
+}
+
+# flags the original parsed and never acted on: refused when given, with why
+NEVER_READ: dict[str, str] = {
+    "discrete_action": "the original parsed it and never read it; every env here has continuous actions",
+    "reward_params": "a legacy 2-D reacher flag that no registered env of the original read",
+    "reward_type": "a legacy 2-D reacher flag that no registered env of the original read",
+    "grad_clip": "the original parsed it but passed it to no algorithm, so the paper's runs had no clipping",
+    "skip_alpha_pc_grad": "a PCGrad option, and PCGrad (--use_pc_grad) is not supported",
+    "distillation_n_epochs": "DnC distillation (--distillation_period) is not supported",
+}
+
+class _Given:
+    """argparse default that marks a flag as absent from the command line."""
+
+
+def given_flags(parser: argparse.ArgumentParser, argv: Sequence[str]) -> set[str]:
+    """The flags (dest names) written on the command line, abbreviations included."""
+    absent = _Given()
+    probe = argparse.Namespace(**{action.dest: absent for action in parser._actions if action.dest != "help"})
+    namespace, _ = parser.parse_known_args(list(argv), probe)
+    return {name for name, value in vars(namespace).items() if value is not absent}
+
+
+def scope_error(method: str, env: str, given: set[str]) -> str | None:
+    """Why one of the `given` flags does not apply to this method and env, or None."""
+    for flag in sorted(given):
+        if flag in NEVER_READ:
+            return f"--{flag} is refused: {NEVER_READ[flag]}"
+        takers = METHOD_FLAGS.get(flag)
+        if takers is not None and method not in takers:
+            return (f"--{flag} does nothing for {method} and is refused (the original did not accept it there); "
+                    f"valid for: {', '.join(takers)}")
+    return None
+
+
+def env_option_error(env: str, task_name: str | None, sparse_tasks: Sequence[int]) -> str | None:
+    """Why --task_name / --sparse_tasks does not apply to this env, or None."""
+    if env not in ENVS:
+        return None
+    options = ENVS[env].options
+    for flag, value in (("task_name", task_name), ("sparse_tasks", sparse_tasks)):
+        if value and flag not in options:
+            takers = [name for name, entry in ENVS.items() if flag in entry.options]
+            return f"--{flag} does nothing for {env} and is refused; valid for: {', '.join(takers)}"
+    return None
