@@ -8,7 +8,6 @@ by signal N after writing a checkpoint (run the same command again to resume).
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from qmp.config import Config, ConfigError, garage_only_warnings, parse_args, va
 from qmp.environments import ENVS
 from qmp.faults import EXIT_BAD_INPUT
 from qmp.methods import METHODS
+from qmp.run_dir import CONFIG, RunDirError, read_config
 
 
 def resume_config(argv: list[str]) -> Config:
@@ -28,16 +28,13 @@ def resume_config(argv: list[str]) -> Config:
     parser.add_argument("method")
     parser.add_argument("--snapshot_dir", required=True)
     args, _ = parser.parse_known_args(argv)
-    path = Path(args.snapshot_dir) / "config.json"
-    if not path.exists():
+    if not (Path(args.snapshot_dir) / CONFIG).exists():
         raise ConfigError(f"--snapshot_dir {args.snapshot_dir}: no config.json there; "
                           "valid: a run directory written by run.py")
     try:
-        saved = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
+        saved = read_config(Path(args.snapshot_dir))
+    except RunDirError as exc:
         raise ConfigError(f"--snapshot_dir {args.snapshot_dir}: cannot read config.json ({exc})") from exc
-    if not isinstance(saved, dict):
-        raise ConfigError(f"--snapshot_dir {args.snapshot_dir}: config.json does not hold a config")
     fields = {k: v for k, v in saved.items() if k in Config.__dataclass_fields__}
     fields.update(run_dir=args.snapshot_dir, overwrite=False)
     try:

@@ -101,7 +101,6 @@ class Settings:
     """Everything a run needs besides the env spec; `cfg` keeps the flat flags for config.json and wandb."""
 
     cfg: Config
-    method: str
     qswitch: QSwitchSettings | None
     """Collect with the Q-switch mixture (QMP methods), else each task's own policy."""
     uds_quantile: float | None
@@ -121,7 +120,6 @@ class Settings:
         kl_on = any(cfg.kl_coeff)
         return Settings(
             cfg=cfg,
-            method=cfg.method,
             qswitch=(QSwitchSettings(cfg.policy_sampling_freq, cfg.qswitch_score, cfg.qswitch_action)
                      if method.qswitch else None),
             uds_quantile=cfg.sharing_quantile if method.sharing else None,
