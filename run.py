@@ -11,7 +11,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from qmp.config import Config, ConfigError, garage_only_warnings, parse_args, validate
+from qmp.cli import ConfigError, garage_only_warnings, parse_args, validate
+from qmp.config import Config
 from qmp.environments import ENVS
 from qmp.faults import EXIT_BAD_INPUT
 from qmp.methods import METHODS

@@ -37,7 +37,8 @@ from peer_sb3 import INSTALL_HINT, sb3_available, time_peer  # noqa: E402
 
 from qmp.build import Parts  # noqa: E402
 from qmp.build import build as build_parts  # noqa: E402
-from qmp.config import Config, parse_args  # noqa: E402
+from qmp.cli import parse_args  # noqa: E402
+from qmp.config import Config  # noqa: E402
 from qmp.environments import ENVS, make_spec  # noqa: E402
 from qmp.environments.multitask import MultiTaskEnv  # noqa: E402
 from qmp.launch import seed_everything  # noqa: E402

@@ -1,6 +1,6 @@
 """Typed, frozen settings for each component of a run, built from the command line's flat Config.
 
-The command line (qmp/config.py) keeps the original's whole flag surface, legacy flags included. A
+The command line (qmp/cli.py, qmp/config.py) keeps the original's whole flag surface, legacy flags included. A
 component receives only the settings it uses, with the method table already resolved into plain
 fields, so `Settings` is also the way to configure a run from Python (`Settings.from_config`).
 """

@@ -28,7 +28,7 @@ from typing import Any
 
 import submitit
 
-from qmp.config import ConfigError, parse_args
+from qmp.cli import ConfigError, parse_args
 from qmp.environments import ENVS
 from qmp.methods import METHODS
 from qmp.run_dir import RunDirError, RunStatus, read_status, resolve_run_dir

@@ -15,7 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from qmp.config import Config, ConfigError, garage_only_warnings, parse_args
+from qmp.cli import ConfigError, garage_only_warnings, parse_args
+from qmp.config import Config
 from qmp.environments import ENVS
 from qmp.methods import METHODS
 

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from qmp.config import ConfigError, parse_args, replay_capacity
+from qmp.cli import ConfigError, parse_args
+from qmp.config import replay_capacity
 from qmp.environments import ENVS
 from qmp.learning.buffer import MultiTaskReplayBuffer
 from qmp.learning.nets import DoubleQ, TanhGaussianPolicy

@@ -26,7 +26,7 @@ import qmp.checkpoint as checkpoint_mod
 import run as cli
 from qmp.build import build
 from qmp.checkpoint import CHECKPOINT_NAME, load_checkpoint
-from qmp.config import parse_args
+from qmp.cli import parse_args
 from qmp.environments import ENVS, make_spec
 from qmp.environments.toy import ToyReachTask
 from qmp.faults import EXIT_CHECKPOINT, EXIT_NON_FINITE, NonFiniteError, StopRequested

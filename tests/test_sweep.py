@@ -63,7 +63,7 @@ def test_grid_and_extra_flags_give_exact_command_lines(capsys: pytest.CaptureFix
 
 
 def test_run_dirs_match_run_py() -> None:
-    from qmp.config import parse_args
+    from qmp.cli import parse_args
     from qmp.environments import ENVS
     from qmp.methods import METHODS
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from qmp.build import build
-from qmp.config import parse_args
+from qmp.cli import parse_args
 from qmp.environments import ENVS, make_spec
 from qmp.learning.policies import OwnPolicy
 from qmp.loop import evaluate_policies

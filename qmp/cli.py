@@ -1,0 +1,224 @@
+"""The command line: the original run.py's whole flag surface, parsed into a Config, with each env's preset
+(an explicit flag always wins), typo hints, and validation that names the bad value and the valid choices,
+all before any simulator is imported or any file is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+from typing import Any
+
+from qmp.config import Config, replay_capacity
+from qmp.environments import ENVS
+from qmp.flag_scope import env_option_error, given_flags, scope_error
+from qmp.methods import ARCHITECTURES, METHODS, QSWITCH_ACTIONS, QSWITCH_SCORES, check_method
+
+GARAGE_ONLY_FLAGS = ("sampler_type", "worker_type", "max_n_worker")
+
+
+def garage_only_warnings(argv: list[str]) -> list[str]:
+    """One warning per garage-only flag on the command line (accepted for old SLURM lines, ignored)."""
+    return [f"--{flag} only meant something inside garage; it is accepted and ignored"
+            for flag in GARAGE_ONLY_FLAGS if any(arg == f"--{flag}" or arg.startswith(f"--{flag}=") for arg in argv)]
+
+
+def str2bool(value: str) -> bool:
+    lowered = value.lower()
+    if lowered in ("true", "1", "yes", "t", "y"):
+        return True
+    if lowered in ("false", "0", "no", "f", "n"):
+        return False
+    raise argparse.ArgumentTypeError(f"invalid boolean {value!r}; valid: true, false")
+
+
+def _optional(kind: type) -> Any:
+    def parse(value: str) -> Any:
+        return None if value.lower() == "none" else kind(value)
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises ConfigError (one line, exit code 2 in run.py) instead of printing the usage."""
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:  # type: ignore[override]
+        self._argv = list(args) if args is not None else []
+        return super().parse_known_args(args, namespace)
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        if message.startswith("unrecognized arguments"):
+            flags = [opt for action in self._actions for opt in action.option_strings if opt.startswith("--")]
+            unknown = [word.split("=")[0] for word in message.split(":", 1)[1].split() if word.startswith("-")]
+            hints = "".join(_closest(word, flags) for word in unknown[:1])
+            message = f"{message}{hints}; see python run.py --help"
+            for word in unknown[:1]:  # argparse reads "-1e-3" as a flag, not as the value of the flag before it
+                before = ([a.split("=")[0] for a in self._argv[: self._argv.index(word)] if a.startswith("--")]
+                          if word in self._argv else [])
+                if before and _is_number(word):
+                    message = (f"argument {before[-1]}: {word} is read as a flag, not a value; "
+                               f"write {before[-1]}={word} for one value")
+        raise ConfigError(message.replace("\n", "\\n"))  # one line, whatever the user typed
+
+
+def _is_number(word: str) -> bool:
+    try:
+        float(word)
+    except ValueError:
+        return False
+    return True
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="run.py", description="QMP and multi-task SAC baselines.")
+    for f in dataclasses.fields(Config):
+        meta = dict(f.metadata)
+        help_text = meta.pop("help")
+        if meta.pop("positional", False):
+            parser.add_argument(f.name, help=help_text)
+            continue
+        kwargs: dict[str, Any] = {"help": help_text, "dest": f.name}
+        if "nargs" in meta:
+            kwargs.update(nargs=meta["nargs"], type=meta["item"])
+        elif f.type in ("bool",):
+            kwargs.update(type=str2bool, metavar="true|false")
+        elif f.type in ("int", "float", "str"):
+            kwargs["type"] = {"int": int, "float": float, "str": str}[f.type]
+        else:  # optional scalar
+            kwargs["type"] = _optional(int if f.type.startswith("int")
+                                       else float if f.type.startswith("float") else str)
+        parser.add_argument(f"--{f.name}", **kwargs)
+    return parser
+
+
+class ConfigError(ValueError):
+    """A bad flag value or combination; run.py prints it as one line and exits with code 2."""
+
+
+def _closest(value: str, choices: list[str]) -> str:
+    import difflib
+
+    match = difflib.get_close_matches(value, choices, n=1, cutoff=0.5)
+    return f" (did you mean {match[0]!r}?)" if match else ""
+
+
+def expected_tasks(cfg: Config) -> int | None:
+    """Task count implied by the env preset and --task_name, known without importing simulators."""
+    preset = (ENVS[cfg.env].preset if cfg.env in ENVS else {})
+    if cfg.task_name:
+        return len([part for part in cfg.task_name.split(",") if part.strip()])
+    return preset.get("n_policies")
+
+
+def parse_args(argv: list[str], methods: list[str], envs: list[str]) -> Config:
+    """Flags -> validated Config: dataclass defaults, then the env preset, then explicit flags."""
+    parser = build_parser()
+    parser.set_defaults(**Config().to_dict())
+    first, _ = parser.parse_known_args(argv)
+    if first.env not in envs:
+        raise ConfigError(f"unknown env {first.env!r}{_closest(first.env, envs)}; valid: {', '.join(envs)}")
+    parser.set_defaults(**ENVS[first.env].preset)
+    cfg = Config(**vars(parser.parse_args(argv)))
+    validate(cfg, methods)
+    reason = scope_error(cfg.method, cfg.env, given_flags(parser, argv))
+    if reason:
+        raise ConfigError(reason)
+    return cfg
+
+
+_POSITIVE = ("n_epochs", "batch_size", "steps_per_epoch", "gradient_steps_per_itr", "buffer_batch_size",
+             "evaluation_frequency", "snapshot_gap", "policy_sampling_freq", "n_policies",
+             "vis_width", "vis_height", "vis_fps", "vis_num", "torch_threads")
+_NON_NEGATIVE = ("min_buffer_size", "num_evaluation_episodes", "seed", "max_update_rows")
+_UNSUPPORTED = {"norm_obs": False, "use_pc_grad": False, "regularize_representation": False,
+                "distillation_period": None, "stagewise": False, "unsupervised": True, "control_penalty": 0.0}
+
+
+def validate(cfg: Config, methods: list[str]) -> None:
+    """Raise ConfigError naming the bad value and the valid choices; imports nothing heavy."""
+    if cfg.method not in methods:
+        raise ConfigError(f"unknown method {cfg.method!r}{_closest(cfg.method, methods)}; valid: {', '.join(methods)}")
+    for name in _POSITIVE:
+        if getattr(cfg, name) <= 0:
+            raise ConfigError(f"--{name} must be positive, got {getattr(cfg, name)}")
+    for name in _NON_NEGATIVE:
+        if getattr(cfg, name) < 0:
+            raise ConfigError(f"--{name} must be >= 0, got {getattr(cfg, name)}")
+    if any(h <= 0 for h in cfg.hidden_sizes):
+        raise ConfigError(f"--hidden_sizes must all be positive, got {cfg.hidden_sizes}")
+    if not 0 < cfg.lr < math.inf:
+        raise ConfigError(f"--lr must be positive and finite, got {cfg.lr}")
+    if not cfg.seed < 2**32:
+        raise ConfigError(f"--seed must be below 2**32 (numpy's limit), got {cfg.seed}")
+    if cfg.gpu is not None and cfg.gpu < 0:
+        raise ConfigError(f"--gpu must be a device index >= 0 (or omitted for the CPU), got {cfg.gpu}")
+    if not (cfg.vis_freq == -1 or cfg.vis_freq > 0):
+        raise ConfigError(f"--vis_freq must be positive or -1 (off), got {cfg.vis_freq}")
+    if not cfg.snapshot_interval_s >= 0:
+        raise ConfigError(f"--snapshot_interval_s must be >= 0, got {cfg.snapshot_interval_s}")
+    if cfg.target_entropy is not None and not math.isfinite(cfg.target_entropy):
+        raise ConfigError(f"--target_entropy must be finite, got {cfg.target_entropy}")
+    if cfg.grad_clip is not None and not 0 < cfg.grad_clip < math.inf:
+        raise ConfigError(f"--grad_clip must be positive and finite, got {cfg.grad_clip}")
+    if cfg.replay_buffer_size is not None and cfg.replay_buffer_size <= 0:
+        raise ConfigError(f"--replay_buffer_size must be positive, got {cfg.replay_buffer_size}")
+    if not 0.0 <= cfg.discount <= 1.0:
+        raise ConfigError(f"--discount must be in [0, 1], got {cfg.discount}")
+    if not 0.0 < cfg.target_update_tau <= 1.0:
+        raise ConfigError(f"--target_update_tau must be in (0, 1], got {cfg.target_update_tau}")
+    if not 0.0 <= cfg.sharing_quantile <= 1.0:
+        raise ConfigError(f"--sharing_quantile must be in [0, 1], got {cfg.sharing_quantile}")
+    if not (abs(cfg.reward_scale) < float("inf")):
+        raise ConfigError(f"--reward_scale must be finite, got {cfg.reward_scale}")
+    if not all(0 <= k < math.inf for k in cfg.kl_coeff):
+        raise ConfigError(f"--kl_coeff must be >= 0 and finite, got {cfg.kl_coeff}")
+    for name in ("policy_architecture", "Q_architecture"):
+        if getattr(cfg, name) not in ARCHITECTURES:
+            raise ConfigError(f"--{name} {getattr(cfg, name)!r} is not valid; valid: {', '.join(ARCHITECTURES)}")
+    if cfg.sampling_type == "i":
+        raise ConfigError("--sampling_type i crashed in the original and has no defined meaning here; "
+                          "valid: all, j, i+j")
+    if cfg.sampling_type != "all" and not any(cfg.kl_coeff):
+        raise ConfigError(f"--sampling_type {cfg.sampling_type} only chooses the states of the DnC KL term, "
+                          "which is off; "
+                          "give --kl_coeff > 0 (dnc_sac, qmp_dnc) or leave --sampling_type all")
+    choices = {"qswitch_score": QSWITCH_SCORES, "qswitch_action": QSWITCH_ACTIONS, "vis_format": ("mp4", "gif"),
+               "partition": ("task_id",), "sampling_type": ("all", "j", "i+j")}
+    for name, valid in choices.items():
+        if getattr(cfg, name) not in valid:
+            raise ConfigError(f"--{name} {getattr(cfg, name)!r} is not valid; valid: {', '.join(valid)}")
+    for name, default in _UNSUPPORTED.items():
+        if getattr(cfg, name) != default:
+            raise ConfigError(f"--{name} {getattr(cfg, name)} is not supported; "
+                              f"only {default} is (see docs/architecture.md)")
+    reason = env_option_error(cfg.env, cfg.task_name, cfg.sparse_tasks)
+    if reason:
+        raise ConfigError(reason)
+    tasks = expected_tasks(cfg)
+    if tasks is not None and cfg.n_policies != tasks:
+        raise ConfigError(f"--n_policies {cfg.n_policies} does not match the {tasks} tasks of {cfg.env}")
+    sac_family = cfg.method in METHODS and METHODS[cfg.method].sac_family
+    warmup = math.ceil(cfg.min_buffer_size / cfg.n_policies) if sac_family else cfg.min_buffer_size
+    capacity = replay_capacity(cfg, cfg.n_policies)
+    if warmup > capacity:
+        raise ConfigError(f"--min_buffer_size {cfg.min_buffer_size} needs {warmup} transitions per task "
+                          "but the replay keeps "
+                          f"{capacity} per task (--replay_buffer_size): the warm-up would never end")
+    if cfg.multihead_double_tanh and cfg.policy_architecture != "multihead":
+        raise ConfigError("--multihead_double_tanh true needs --policy_architecture multihead, "
+                          f"got {cfg.policy_architecture!r}")
+    if len(cfg.kl_coeff) not in (1, cfg.n_policies**2):
+        raise ConfigError(f"--kl_coeff takes 1 or n_policies^2 = {cfg.n_policies**2} values, got {len(cfg.kl_coeff)}")
+    if cfg.method in METHODS:
+        reason = check_method(METHODS[cfg.method], cfg.method, cfg.policy_architecture, cfg.Q_architecture,
+                              cfg.kl_coeff, cfg.include_task_id)
+        if reason:
+            raise ConfigError(reason)
+    if cfg.wandb:
+        import importlib.util
+
+        if importlib.util.find_spec("wandb") is None:
+            raise ConfigError("--wandb true needs the wandb package (pip install wandb); "
+                              "valid without it: --wandb false")
