@@ -26,22 +26,20 @@ Matplotlib is driven through `matplotlib.figure.Figure` only (no pyplot), so it 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import EngFormatter
 
+from qmp.figure_style import COLOURS, style_panel
+from qmp.heatmap import plot_heatmap
 from qmp.methods import METHODS
 from qmp.paper_results import format_paper_table, iqm_curve, paper_values
-from qmp.qswitch_selection import load_selection, own_policy_fractions, selection_fractions
 from qmp.results import (
     PAPER_SUCCESS,
     Curve,
@@ -55,12 +53,8 @@ from qmp.results import (
     group_runs,
     load_runs,
     paper_labels,
-    smooth,
 )
-from qmp.run_dir import CONFIG
 
-COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple",
-           "tab:brown", "tab:pink", "tab:gray", "tab:olive", "tab:cyan")
 PREFIX_NAMES = {"eval": "own policy", "eval_mixture": "mixture", "collect": "collection"}
 LINESTYLES = ("-", "--", ":", "-.")
 PlotError = ResultsError  # a problem with the user's input (no runs, unknown column): one line, exit status 2
@@ -117,7 +111,7 @@ def plot_curves(groups: dict[GroupKey, list[Run]], metrics: Sequence[str], x: st
                     _note_cut(key, x, curve.x[-1])
                 draw_curve(ax, curve, key.label(), colours[key], band)
                 drawn += 1
-            _style_panel(ax, metric if len(envs) == 1 else f"{env}: {metric}", x, metric)
+            style_panel(ax, metric if len(envs) == 1 else f"{env}: {metric}", x, metric)
             if not drawn:
                 _no_data(ax)
     # one legend under the panels, so no curve is hidden; labels carry n, so a panel with fewer seeds adds its own entry
@@ -140,16 +134,6 @@ def _note_cut(key: GroupKey, x: str, end: float) -> None:
 
 def _no_data(ax: Axes) -> None:
     ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes, color="gray")
-
-
-def _style_panel(ax: Axes, title: str, x: str, metric: str) -> None:
-    ax.set_title(title, fontsize=10)
-    ax.set_xlabel(x)
-    ax.set_ylabel(metric)
-    ax.xaxis.set_major_formatter(EngFormatter(sep=""))  # 400k, 1.2M: env-step ticks stay readable
-    ax.grid(alpha=0.3)
-    if metric.endswith(("success", "own_policy_frac")):
-        ax.set_ylim(-0.03, 1.03)
 
 
 # ---------------------------------------------------------------------------------------------- paper layout
@@ -198,7 +182,7 @@ def plot_paper(groups: dict[GroupKey, list[Run]], out: Path, prefixes: Sequence[
                 for value in paper_values(env, key.method):
                     ax.plot([value.env_steps], [value.success], linestyle="none", marker="x", markersize=9,
                             markeredgewidth=2.2, color=colour)
-        _style_panel(ax, env, "env steps", score)
+        style_panel(ax, env, "env steps", score)
         ax.set_ylabel(f"{score}, mean over tasks (IQM over seeds)")
         if not drawn:
             _no_data(ax)
@@ -211,53 +195,6 @@ def plot_paper(groups: dict[GroupKey, list[Run]], out: Path, prefixes: Sequence[
     smoothing = f"\nmoving average of {window} evaluations per seed and task" if window > 1 else ""
     fig.suptitle(f"{score}: each seed's mean over tasks, IQM over seeds, 95% bootstrap CI{smoothing}",
                  fontsize=9)
-    fig.savefig(out, dpi=120)
-    return fig
-
-
-# ---------------------------------------------------------------------------------------------- heatmap
-
-
-def plot_heatmap(run_dir: Path, last: int, window: int, out: Path) -> Figure:
-    """Left: who acts for whom over the last epochs. Right: how the own-policy share evolves."""
-    if not run_dir.is_dir():
-        raise PlotError(f"run directory {run_dir} does not exist")
-    records = load_selection(run_dir)
-    tasks = list(records[-1]["tasks"])
-    fractions = selection_fractions(records, last)
-    steps, own = own_policy_fractions(records)
-    cfg = json.loads((run_dir / CONFIG).read_text()) if (run_dir / CONFIG).is_file() else {}
-    who = f"{cfg.get('env', run_dir.name)} {cfg.get('method', '')} seed{cfg.get('seed', '?')}"
-    used = records[-last:]
-    span = (f"epochs {used[0]['epoch']}\u2013{used[-1]['epoch']}, "
-            f"env steps {used[0]['env_steps']:,}\u2013{used[-1]['env_steps']:,}")
-
-    size = len(tasks)
-    fig = Figure(figsize=(max(6.0, 0.75 * size + 3.5) + 5.5, max(4.5, 0.6 * size + 2.5)), layout="constrained")
-    heat_ax, own_ax = fig.subplots(1, 2, width_ratios=[1.3, 1.0])
-    image = heat_ax.imshow(fractions, cmap="Blues", vmin=0.0, vmax=1.0)
-    fontsize = 9 if size <= 6 else 7
-    for i in range(size):
-        for j in range(size):
-            value = fractions[i, j]
-            heat_ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=fontsize,
-                         color="white" if value > 0.55 else "black")
-    heat_ax.set_xticks(range(size), tasks, rotation=40, ha="right", fontsize=8)
-    heat_ax.set_yticks(range(size), tasks, fontsize=8)
-    heat_ax.set_xlabel("policy whose proposal was executed")
-    heat_ax.set_ylabel("task (state being acted in)")
-    heat_ax.set_title(f"Q-switch selection, last {len(used)} epochs\n({span})", fontsize=9)
-    fig.colorbar(image, ax=heat_ax, label="fraction of the task's steps", shrink=0.85)
-
-    for i, task in enumerate(tasks):
-        keep = np.isfinite(own[:, i])
-        own_ax.plot(steps[keep], smooth(own[keep, i], window), label=task, color=COLOURS[i % len(COLOURS)],
-                    linewidth=1.4)
-    smoothing = f" (moving average of {window} epochs)" if window > 1 else ""
-    _style_panel(own_ax, "own policy chosen, per task" + smoothing, "env_steps", "own_policy_frac")
-    own_ax.set_ylabel("own-policy fraction")
-    own_ax.legend(fontsize=7, loc="best", framealpha=0.8)
-    fig.suptitle(who, fontsize=11)
     fig.savefig(out, dpi=120)
     return fig
 
