@@ -53,8 +53,13 @@ def table(*args: str) -> str:
     return subprocess.run([sys.executable, "-m", "qmp.plot", "docs/results", *args], check=True,
                           capture_output=True, text=True).stdout.strip()
 
+import json
+
+config = json.loads(next(Path("docs/results/JacoReachMT5-v1").rglob("config.json")).read_text())
+per_task = [word for task in config["resolved"]["task_names"] for word in ("--metric", f"eval/{task}/paper_success")]
 tables = {
     "paper": table("--table", "--paper", "--at", "200k", "300k", "500k", "1M", "2M"),
+    "pertask": table("--table", *per_task),
     "strict": table("--table", "--metric", "eval/success", "--metric", "eval/stages_completed",
                     "--metric", "eval_mixture/stages_completed"),
 }
