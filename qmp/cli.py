@@ -112,8 +112,11 @@ def expected_tasks(cfg: Config) -> int | None:
     return preset.get("n_policies")
 
 
-def parse_args(argv: list[str], methods: list[str], envs: list[str]) -> Config:
-    """Flags -> validated Config: dataclass defaults, then the env preset, then explicit flags."""
+def parse_args(argv: list[str], methods: list[str] | None = None, envs: list[str] | None = None) -> Config:
+    """Flags -> validated Config: dataclass defaults, then the env preset, then explicit flags. `methods` and
+    `envs` (default: every registered one) are the names accepted."""
+    methods = list(METHODS) if methods is None else methods
+    envs = list(ENVS) if envs is None else envs
     parser = build_parser()
     parser.set_defaults(**Config().to_dict())
     first, _ = parser.parse_known_args(argv)

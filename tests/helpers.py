@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-import run as cli
+import qmp.command as cli
 from qmp.environments.multitask import MultiTaskEnv
 
 

@@ -133,7 +133,7 @@ def test_real_entry_point_exits_with_code_2(tmp_path: Path) -> None:
 
 def test_resume_refuses_an_invalid_saved_config(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text(json.dumps({**Config(env="ToyReach-v0", n_policies=4).to_dict(), "lr": -1.0}))
-    import run as cli
+    import qmp.command as cli
 
     with pytest.raises(ConfigError, match="--lr must be positive"):
         cli.resume_config(["resume", "--snapshot_dir", str(tmp_path)])

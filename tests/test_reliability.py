@@ -23,7 +23,7 @@ import torch
 
 import qmp
 import qmp.checkpoint as checkpoint_mod
-import run as cli
+import qmp.command as cli
 from qmp.build import build
 from qmp.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from qmp.cli import parse_args
