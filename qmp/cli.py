@@ -11,7 +11,7 @@ import math
 from typing import Any
 
 from qmp.config import Config, replay_capacity
-from qmp.environments import ENVS
+from qmp.environments import ENVS, is_custom
 from qmp.flag_scope import env_option_error, given_flags, scope_error
 from qmp.methods import ARCHITECTURES, METHODS, QSWITCH_ACTIONS, QSWITCH_SCORES, check_method
 
@@ -120,9 +120,11 @@ def parse_args(argv: list[str], methods: list[str] | None = None, envs: list[str
     parser = build_parser()
     parser.set_defaults(**Config().to_dict())
     first, _ = parser.parse_known_args(argv)
-    if first.env not in envs:
-        raise ConfigError(f"unknown env {first.env!r}{_closest(first.env, envs)}; valid: {', '.join(envs)}")
-    parser.set_defaults(**ENVS[first.env].preset)
+    if first.env not in envs and not is_custom(first.env):
+        raise ConfigError(f"unknown env {first.env!r}{_closest(first.env, envs)}; valid: {', '.join(envs)}, "
+                          "or package.module:function (your own tasks)")
+    if first.env in ENVS:
+        parser.set_defaults(**ENVS[first.env].preset)
     cfg = Config(**vars(parser.parse_args(argv)))
     validate(cfg, methods)
     reason = scope_error(cfg.method, cfg.env, given_flags(parser, argv))

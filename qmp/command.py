@@ -65,6 +65,9 @@ def train_to_exit_code(cfg: Config) -> int:
 
     try:
         run_dir = train(cfg)
+    except ConfigError as exc:  # found once the env is built: a custom env's task count, a factory that fails
+        print(f"run.py: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except StopRequested as exc:
         print(f"run.py: {exc}", file=sys.stderr)
         return 128 + exc.signum

@@ -29,6 +29,7 @@ from qmp.checkpoint import (
     restore_rng,
     save_checkpoint,
 )
+from qmp.cli import ConfigError
 from qmp.config import Config
 from qmp.environments import make_spec
 from qmp.faults import StopRequested, StopSignals
@@ -162,7 +163,13 @@ def train(cfg: Config) -> Path:
     torch.set_num_threads(cfg.torch_threads)
     device = pick_device(cfg.gpu)
     seed_everything(cfg.seed)
-    spec = make_spec(cfg.env, sparse_tasks=cfg.sparse_tasks, task_name=cfg.task_name)
+    try:
+        spec = make_spec(cfg.env, sparse_tasks=cfg.sparse_tasks, task_name=cfg.task_name)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    if spec.num_tasks != cfg.n_policies:  # a registered env's preset sets it; a custom env needs the flag
+        raise ConfigError(f"--n_policies {cfg.n_policies} does not match the {spec.num_tasks} tasks of {cfg.env}; "
+                          f"give --n_policies {spec.num_tasks}")
     settings = Settings.from_config(cfg, spec.num_tasks)
     parts = build(settings, spec, device)
     try:

@@ -73,10 +73,27 @@ ENVS: dict[str, EnvEntry] = {
 }
 
 
+def is_custom(name: str) -> bool:
+    """`package.module:function`: a user's factory of a MultiTaskSpec (see gym_tasks.py)."""
+    module, _, function = name.partition(":")
+    return bool(module) and function.isidentifier() and all(part.isidentifier() for part in module.split("."))
+
+
 def make_spec(name: str, **kwargs: Any) -> MultiTaskSpec:
-    """Import the env family of `name` and build its spec (kwargs: sparse_tasks, task_name, ...)."""
-    if name not in ENVS:
-        raise ValueError(f"unknown env {name!r}; valid: {', '.join(ENVS)}")
-    module_name, factory = ENVS[name].factory.split(":")
-    module = importlib.import_module(module_name)
-    return getattr(module, factory)(**kwargs)
+    """Import the env family of `name` (a registered name, or `package.module:function`) and build its spec
+    (kwargs: sparse_tasks, task_name, render_mode; a custom factory takes them as keyword arguments)."""
+    if name in ENVS:
+        path = ENVS[name].factory
+    elif is_custom(name):
+        path = name
+    else:
+        raise ValueError(f"unknown env {name!r}; valid: {', '.join(ENVS)}, or package.module:function")
+    module_name, factory = path.split(":")
+    try:
+        make = getattr(importlib.import_module(module_name), factory)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"env {name!r}: cannot load {path} ({type(exc).__name__}: {exc})") from exc
+    spec = make(**kwargs)
+    if not isinstance(spec, MultiTaskSpec):
+        raise ValueError(f"env {name!r}: {path} returned {type(spec).__name__}, not a MultiTaskSpec")
+    return spec
