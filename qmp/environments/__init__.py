@@ -30,46 +30,48 @@ class EnvEntry:
     """The env's flag defaults (flag name -> value)."""
     options: tuple[str, ...] = ()
     """Which of --task_name and --sparse_tasks its factory takes (others refuse them)."""
+    horizon: int = 0
+    """Steps of an episode (the spec's max_episode_steps), known without importing the simulator."""
 
 
 ENVS: dict[str, EnvEntry] = {
-    "JacoReachMT5-v1": EnvEntry("qmp.environments.jaco:jaco_reach_mt5", _JACO_PRESET),
+    "JacoReachMT5-v1": EnvEntry("qmp.environments.jaco:jaco_reach_mt5", _JACO_PRESET, horizon=200),
     # Not in the original: the same tasks from a raised start pose the arm can hold (docs/env_jaco.md)
-    "JacoReachMT5Raised-v1": EnvEntry("qmp.environments.jaco:jaco_reach_mt5_raised", _JACO_PRESET),
+    "JacoReachMT5Raised-v1": EnvEntry("qmp.environments.jaco:jaco_reach_mt5_raised", _JACO_PRESET, horizon=200),
     "MazeLarge-10-v0": EnvEntry("qmp.environments.maze:maze_large_10", {
         "n_policies": 10, "n_epochs": 2000, "batch_size": 6000, "gradient_steps_per_itr": 1000,
         "min_buffer_size": 3000, "buffer_batch_size": 256, "num_evaluation_episodes": 100, "evaluation_frequency": 20,
-    }, ("task_name", "sparse_tasks")),
+    }, ("task_name", "sparse_tasks"), horizon=600),
     "Walker2dMT4-v0": EnvEntry("qmp.environments.walker:walker2d_mt4", {
         "n_policies": 4, "n_epochs": 2000, "batch_size": 4000, "gradient_steps_per_itr": 6000,
         "num_evaluation_episodes": 40, "evaluation_frequency": 20,
-    }),
+    }, horizon=1000),
     "MetaWorldCDS-v1": EnvEntry("qmp.environments.metaworld:metaworld_cds", {
         "n_policies": 4, "n_epochs": 500, "batch_size": 2000, "steps_per_epoch": 10,
         "gradient_steps_per_itr": 200, "min_buffer_size": 5000, "buffer_batch_size": 256, "lr": 1.5e-3,
         "num_evaluation_episodes": 40, "evaluation_frequency": 10,
-    }, ("task_name",)),
+    }, ("task_name",), horizon=500),
     "MetaWorldMT10-v2": EnvEntry("qmp.environments.metaworld:metaworld_mt10", {
         "n_policies": 10, "batch_size": 5000, "steps_per_epoch": 10, "gradient_steps_per_itr": 500,
         "min_buffer_size": 5000, "buffer_batch_size": 2560, "lr": 1.5e-3, "num_evaluation_episodes": 100,
         "evaluation_frequency": 2,
-    }, ("task_name",)),
+    }, ("task_name",), horizon=500),
     "MetaWorldMT50-v2": EnvEntry("qmp.environments.metaworld:metaworld_mt50", {
         "n_policies": 50, "n_epochs": 1000, "batch_size": 25000, "steps_per_epoch": 8,
         "gradient_steps_per_itr": 2500, "min_buffer_size": 1500, "buffer_batch_size": 1280,
         "hidden_sizes": [400, 400], "num_evaluation_episodes": 250,
-    }, ("task_name",)),
+    }, ("task_name",), horizon=500),
     "KitchenMTEasy-v0": EnvEntry("qmp.environments.kitchen:kitchen_mt_easy", {
         "n_policies": 10, "n_epochs": 500, "batch_size": 2000, "steps_per_epoch": 5,
         "gradient_steps_per_itr": 500, "min_buffer_size": 2000, "buffer_batch_size": 1280,
         "num_evaluation_episodes": 50, "evaluation_frequency": 10,
-    }),
+    }, horizon=140),
     # Not from the paper: a seconds-long benchmark for tests and debugging.
     "ToyReach-v0": EnvEntry("qmp.environments.toy:toy_reach", {
         "n_policies": 4, "n_epochs": 30, "batch_size": 80, "gradient_steps_per_itr": 160,
         "min_buffer_size": 100, "buffer_batch_size": 64, "hidden_sizes": [64, 64], "lr": 1e-3,
         "num_evaluation_episodes": 8,
-    }),
+    }, horizon=20),
 }
 
 
@@ -97,3 +99,9 @@ def make_spec(name: str, **kwargs: Any) -> MultiTaskSpec:
     if not isinstance(spec, MultiTaskSpec):
         raise ValueError(f"env {name!r}: {path} returned {type(spec).__name__}, not a MultiTaskSpec")
     return spec
+
+
+# every task env as `qmp/<Benchmark>-task<i>-v<version>` in gymnasium's registry (gym_registry.py)
+from qmp.environments.gym_registry import register_all  # noqa: E402
+
+TASK_IDS = register_all(ENVS)
