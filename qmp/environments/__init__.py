@@ -17,7 +17,7 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from qmp.environments.base import MultiTaskSpec
+from qmp.environments.base import MultiTaskSpec, TaskEnv
 
 _JACO_PRESET = {"n_policies": 5, "n_epochs": 2000, "num_evaluation_episodes": 50, "evaluation_frequency": 20}
 
@@ -101,7 +101,12 @@ def make_spec(name: str, **kwargs: Any) -> MultiTaskSpec:
     return spec
 
 
+def make_task(env_name: str, task: int, render_mode: str | None = None, **_: Any) -> TaskEnv:
+    """gymnasium's entry point for one task env: task `task` of benchmark `env_name` (its training instance)."""
+    return make_spec(env_name, render_mode=render_mode).make_task_env(task, 0, False)
+
+
 # every task env as `qmp/<Benchmark>-task<i>-v<version>` in gymnasium's registry (gym_registry.py)
 from qmp.environments.gym_registry import register_all  # noqa: E402
 
-TASK_IDS = register_all(ENVS)
+TASK_IDS = register_all(ENVS, f"{__name__}:make_task")

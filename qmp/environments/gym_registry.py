@@ -17,8 +17,6 @@ from typing import Any
 
 import gymnasium as gym
 
-from qmp.environments.base import TaskEnv
-
 NAMESPACE = "qmp"
 
 
@@ -30,21 +28,15 @@ def task_id(env_name: str, task: int) -> str:
     return f"{NAMESPACE}/{match.group(1)}-task{task}-v{match.group(2)}"
 
 
-def make_task(env_name: str, task: int, render_mode: str | None = None, **_: Any) -> TaskEnv:
-    """The gymnasium entry point: task `task` of benchmark `env_name` (its training instance)."""
-    from qmp.environments import make_spec
-
-    return make_spec(env_name, render_mode=render_mode).make_task_env(task, 0, False)
-
-
-def register_all(entries: dict[str, Any]) -> list[str]:
-    """Register every task of every benchmark in `entries` (name -> EnvEntry); returns the ids."""
+def register_all(entries: dict[str, Any], entry_point: str) -> list[str]:
+    """Register every task of every benchmark in `entries` (name -> EnvEntry), built by `entry_point`
+    ("module:function" taking env_name, task and render_mode); returns the ids."""
     ids = []
     for name, entry in entries.items():
         for task in range(entry.preset["n_policies"]):
             env_id = task_id(name, task)
             if env_id not in gym.registry:
-                gym.register(env_id, entry_point=f"{__name__}:make_task", max_episode_steps=entry.horizon,
+                gym.register(env_id, entry_point=entry_point, max_episode_steps=entry.horizon,
                              kwargs={"env_name": name, "task": task})
             ids.append(env_id)
     return ids
