@@ -90,8 +90,11 @@ class VideoSettings:
     episodes: int = 10
     """Episodes recorded per video epoch, summed over tasks."""
     width: int = 500
+    """Frame width in pixels."""
     height: int = 500
+    """Frame height in pixels."""
     fps: int = 40
+    """Frames per second of the written file."""
     format: str = "mp4"
     """mp4 or gif."""
 
@@ -101,6 +104,7 @@ class Settings:
     """Everything a run needs besides the env spec; `cfg` keeps the flat flags for config.json and wandb."""
 
     cfg: Config
+    """The flat command-line flags, kept for config.json, wandb and the run-level options of launch.py."""
     qswitch: QSwitchSettings | None
     """Collect with the Q-switch mixture (QMP methods), else each task's own policy."""
     uds_quantile: float | None
@@ -109,10 +113,15 @@ class Settings:
     kl_states_per_task: int | None
     """States of each task buffer drawn for the DnC KL term; None: no KL term."""
     network: NetworkSettings
+    """The policies' and critics' shapes."""
     sac: SACConfig
+    """The learner: learning rate, discount, temperatures, DnC KL weights."""
     schedule: ScheduleSettings
+    """Collection and update counts per cycle, warm-up, batch and replay size."""
     evaluation: EvaluationSettings
+    """How often and how many deterministic evaluation episodes."""
     video: VideoSettings
+    """Evaluation videos (off by default)."""
 
     @staticmethod
     def from_config(cfg: Config, num_tasks: int) -> Settings:

@@ -21,6 +21,7 @@ class SACConfig:
     lr: float = 3e-4
     """Adam learning rate of policies, critics and temperatures."""
     discount: float = 0.99
+    """Discount factor of the TD target."""
     tau: float = 5e-3
     """Polyak step of the target critics, every gradient step."""
     reward_scale: float = 1.0
