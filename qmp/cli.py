@@ -127,7 +127,7 @@ def parse_args(argv: list[str], methods: list[str] | None = None, envs: list[str
         parser.set_defaults(**ENVS[first.env].preset)
     cfg = Config(**vars(parser.parse_args(argv)))
     validate(cfg, methods)
-    reason = scope_error(cfg.method, cfg.env, given_flags(parser, argv))
+    reason = scope_error(cfg.method, given_flags(parser, argv))
     if reason:
         raise ConfigError(reason)
     return cfg

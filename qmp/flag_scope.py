@@ -53,8 +53,8 @@ def given_flags(parser: argparse.ArgumentParser, argv: Sequence[str]) -> set[str
     return {name for name, value in vars(namespace).items() if value is not absent}
 
 
-def scope_error(method: str, env: str, given: set[str]) -> str | None:
-    """Why one of the `given` flags does not apply to this method and env, or None."""
+def scope_error(method: str, given: set[str]) -> str | None:
+    """Why one of the `given` flags does not apply to this method (or is never read), or None."""
     for flag in sorted(given):
         if flag in NEVER_READ:
             return f"--{flag} is refused: {NEVER_READ[flag]}"
