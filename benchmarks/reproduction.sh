@@ -2,6 +2,7 @@
 # The reproduction study of docs/results.md, in batches that each fit a 2-core machine's afternoon.
 #
 #   benchmarks/reproduction.sh BATCH [SEED ...]    # train the runs of BATCH (LANES=2 at a time), then keep them
+#   benchmarks/reproduction.sh check BATCH [SEED ...]  # only validate the run lines of BATCH (what a batch does first)
 #   benchmarks/reproduction.sh keep                # copy config.json, progress.csv, qswitch_selection.jsonl of
 #                                                  # every finished or partial run into docs/results/ (no checkpoints)
 #   benchmarks/reproduction.sh report              # redraw docs/img/repro_*.png and the tables of docs/results.md
@@ -17,6 +18,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 LANES=${LANES:-2}
 LOG_DIR=data/repro
+PY=${PYTHON:-.venv/bin/python}
 PARAMS="--policy_architecture multihead --Q_architecture multihead --lr 0.001 --hidden_sizes 512 512"
 
 keep() {
@@ -33,7 +35,7 @@ keep() {
 }
 
 report() {  # every figure and table of docs/results.md, from the files kept in docs/results/
-  local py=.venv/bin/python
+  local py=$PY
   "$py" -m qmp.plot docs/results --paper --prefix eval eval_mixture --smooth 3 --out docs/img/repro_paper.png
   "$py" -m qmp.plot docs/results --paper --score stages_completed --prefix eval eval_mixture --smooth 3 \
     --out docs/img/repro_stages.png
@@ -74,6 +76,16 @@ doc.write_text(text)
 PY
 }
 
+check() {  # parse every run line as run.py would, so that a typo fails at once, not an hour in
+  echo "$1" | "$PY" -c '
+import shlex, sys
+from qmp.cli import parse_args
+from qmp.environments import ENVS
+from qmp.methods import METHODS
+for line in sys.stdin:
+    parse_args(shlex.split(line), list(METHODS), list(ENVS))'
+}
+
 runs() {  # one run.py argument line per run; methods of one seed side by side, so lanes pair them
   local batch=$1; shift
   local seeds=("$@")
@@ -87,7 +99,7 @@ runs() {  # one run.py argument line per run; methods of one seed side by side, 
         done ;;
       maze_parameters)
         for m in mtsac qmp_sac; do echo "$m --env=MazeLarge-10-v0 --seed $s --n_epochs ${EPOCHS:-100} $PARAMS --name params"; done ;;
-      *) echo "unknown batch '$batch'; valid: jaco_separated, jaco_parameters, jaco_parameters_double_tanh, maze_parameters, keep" >&2
+      *) echo "unknown batch '$batch'; valid: jaco_separated, jaco_parameters, jaco_parameters_double_tanh, maze_parameters (or keep, report, check)" >&2
          return 2 ;;
     esac
   done
@@ -96,23 +108,24 @@ runs() {  # one run.py argument line per run; methods of one seed side by side, 
 case ${1:-} in
   keep) keep ;;
   report) report ;;
-  "") echo "usage: $0 BATCH [SEED ...] | keep | report" >&2; exit 2 ;;
+  check)
+    shift
+    [ $# -gt 0 ] || { echo "usage: $0 check BATCH [SEED ...]" >&2; exit 2; }
+    batch=$1; shift
+    [ $# -gt 0 ] || set -- 0 1
+    lines=$(runs "$batch" "$@")
+    check "$lines" && echo "$(echo "$lines" | wc -l) run lines of $batch are valid"
+    ;;
+  "") echo "usage: $0 BATCH [SEED ...] | check BATCH [SEED ...] | keep | report" >&2; exit 2 ;;
   *)
     batch=$1; shift
     [ $# -gt 0 ] || set -- 0 1
     lines=$(runs "$batch" "$@")
     mkdir -p "$LOG_DIR/_logs"
-    # every command is validated before any run starts (a typo fails here, not an hour in)
-    echo "$lines" | .venv/bin/python -c '
-import shlex, sys
-from qmp.config import parse_args
-from qmp.environments import ENVS
-from qmp.methods import METHODS
-for line in sys.stdin:
-    parse_args(shlex.split(line), list(METHODS), list(ENVS))'
+    check "$lines"  # every command is validated before any run starts (a typo fails here, not an hour in)
     echo "$lines" | xargs -P "$LANES" -I{} sh -c \
-      'line="$1"; log="$2/_logs/$(echo "$line" | tr " =/" "__-").log"; .venv/bin/python run.py $line --log_dir "$2" > "$log" 2>&1; echo "exit $? $line"' \
-      _ {} "$LOG_DIR"
+      'line="$1"; log="$2/_logs/$(echo "$line" | tr " =/" "__-").log"; $3 run.py $line --log_dir "$2" > "$log" 2>&1; echo "exit $? $line"' \
+      _ {} "$LOG_DIR" "$PY"
     keep
     ;;
 esac
