@@ -14,9 +14,10 @@ $(STAMP): requirements.txt requirements-run.txt
 
 setup: $(STAMP)
 
-## Train qmp_dnc on JacoReachMT5-v1 for a small default budget (a few minutes).
+## The first run: dnc_sac and qmp_dnc side by side on three pendulum tasks (a few minutes), then a per-task
+## summary and curves (examples/first_run.py; results in data/quickstart/).
 run: $(STAMP)
-	$(VPY) run.py qmp_dnc --env=JacoReachMT5-v1 --seed 0 --n_epochs 30 --evaluation_frequency 5 --run_dir data/quickstart/qmp_dnc_JacoReachMT5-v1_seed0 --overwrite true
+	$(VPY) -m examples.first_run --out data/quickstart
 
 ## The whole test suite (about 10 minutes on 2 cores).
 test: $(STAMP)

@@ -25,4 +25,6 @@ def pendulums(**_: Any) -> MultiTaskSpec:
     tasks = [partial(PendulumEnv, g=g) for g in GRAVITIES]
     names = [f"pendulum-g{g:g}" for g in GRAVITIES]
     # a pendulum step costs at most pi^2 + 0.1 * 8^2 + 0.001 * 2^2: its lowest reward, for UDS relabelling
-    return gym_multitask("pendulums", tasks, horizon=200, task_names=names, min_reward=-16.2736044)
+    # no success to report: the return is the metric to watch
+    return gym_multitask("pendulums", tasks, horizon=200, task_names=names, min_reward=-16.2736044,
+                         main_metric="return")

@@ -7,6 +7,7 @@ simulator):
     run_dir = train(parse_args(["qmp_dnc", "--env=ToyReach-v0"]))
     from qmp import QSwitchMixture, TanhGaussianPolicy, DoubleQ, MultiTaskSAC, MultiTaskReplayBuffer
     from qmp import make_spec, MultiTaskEnv, MultiTaskSpec  # the benchmarks, T task envs in lockstep
+    from qmp import PolicyList, CriticList                 # the Q-switch around your own nn.Modules
 
 Every tensor is task-major: (T, B, ...) for T tasks. See docs/use_in_your_code.md.
 """
@@ -36,6 +37,8 @@ _PUBLIC = {
     "SACConfig": "qmp.learning.sac",
     "QSwitchMixture": "qmp.learning.policies",  # the QMP behaviour policy: obs (T, O) -> actions (T, A), choices (T,)
     "OwnPolicy": "qmp.learning.policies",
+    "PolicyList": "qmp.learning.foreign",  # your own T policy modules, for QSwitchMixture
+    "CriticList": "qmp.learning.foreign",  # your own T critic modules, for QSwitchMixture
     "MultiTaskReplayBuffer": "qmp.learning.buffer",
     "Batch": "qmp.learning.buffer",
 }

@@ -33,7 +33,7 @@ from qmp.cli import ConfigError
 from qmp.config import Config
 from qmp.environments import make_spec
 from qmp.faults import StopRequested, StopSignals
-from qmp.logger import Logger, ProgressSink
+from qmp.logger import Logger, ProgressSink, headline_columns
 from qmp.loop import Cursor, check_finite, evaluate_policies, run_epoch
 from qmp.run_dir import (
     CHECKPOINT,
@@ -139,6 +139,7 @@ def write_config(run_dir: Path, cfg: Config, parts: Parts, device: torch.device)
               "resolved": {"task_names": list(parts.spec.task_names), "num_tasks": parts.spec.num_tasks,
                            "obs_dim": parts.env.obs_dim, "act_dim": parts.env.act_dim,
                            "max_episode_steps": parts.spec.max_episode_steps, "min_reward": parts.spec.min_reward,
+                           "main_metric": parts.spec.main_metric,
                            "schedule": asdict(schedule), "device": str(device),
                            "replay_per_task": parts.buffer.capacity,
                            "replay_total": parts.buffer.capacity * parts.spec.num_tasks}}
@@ -183,9 +184,8 @@ def train(cfg: Config) -> Path:
             print(f"Resuming {run_dir} at epoch {cursor.epoch} ({cursor.env_steps} env steps)", flush=True)
         write_config(run_dir, cfg, parts, device)
         truncate_jsonl(run_dir / QSWITCH_LOG, cursor.epoch)
-        schedule = parts.schedule
-        planned = spec.num_tasks * schedule.steps_per_cycle * schedule.cycles_per_epoch * cfg.n_epochs
-        progress = ProgressSink(planned, cursor.env_steps, cfg.n_epochs)
+        planned = parts.schedule.planned_steps(spec.num_tasks, cfg.n_epochs)
+        progress = ProgressSink(planned, cursor.env_steps, cfg.n_epochs, headline_columns(spec.main_metric))
         logger = Logger.for_run(run_dir, cursor.epoch, start_wandb(cfg, run_dir) if cfg.wandb else None, progress)
         try:
             # signal handlers can only be installed from the main thread (tests may call train() elsewhere)

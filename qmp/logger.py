@@ -17,6 +17,7 @@ import math
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
@@ -25,6 +26,11 @@ from qmp.run_dir import PROGRESS, TENSORBOARD, TMP_SUFFIX, read_complete_rows, r
 __all__ = ["Logger", "read_complete_rows", "truncate_jsonl"]  # the readers are qmp.run_dir's, re-exported
 
 HEADLINE = ("eval/paper_success", "eval/success", "collect/success")  # the first one an epoch has is shown
+
+
+def headline_columns(main_metric: str) -> tuple[str, ...]:
+    """The columns the console shows for a spec's main metric: evaluation's, else collection's."""
+    return (f"eval/{main_metric}", f"collect/{main_metric}")
 
 
 class Sink(Protocol):
@@ -100,9 +106,10 @@ class WandbSink:
 class ProgressSink:
     """Progress on the console: a tqdm bar on a terminal, else a line every `every_s` seconds (and at the end)."""
 
-    def __init__(self, total_steps: int, start_steps: int, n_epochs: int, stream: TextIO | None = None,
-                 every_s: float = 30.0) -> None:
+    def __init__(self, total_steps: int, start_steps: int, n_epochs: int, headline: Sequence[str] = HEADLINE,
+                 stream: TextIO | None = None, every_s: float = 30.0) -> None:
         self.stream = stream if stream is not None else sys.stdout
+        self.headline = tuple(headline)
         self.total, self.n_epochs, self.every_s = total_steps, n_epochs, every_s
         self.start_steps, self.steps = start_steps, start_steps
         self.started = self.last_line = time.monotonic()
@@ -120,7 +127,7 @@ class ProgressSink:
             self.bar.update(env_steps)
 
     def log(self, epoch: int, metrics: dict[str, float]) -> None:
-        key = next((k for k in HEADLINE if k in metrics), None)
+        key = next((k for k in self.headline if k in metrics), None)
         if self.bar is not None:
             self.bar.set_postfix(epoch=epoch, **({key.split("/", 1)[0] + "_" + key.rsplit("/", 1)[1]:
                                                  f"{metrics[key]:.2f}"} if key else {}))
@@ -130,7 +137,7 @@ class ProgressSink:
             return
         self.last_line = now
         rate = (self.steps - self.start_steps) / max(now - self.started, 1e-9)
-        left = (self.total - self.steps) / rate if rate > 0 else math.inf
+        left = max(self.total - self.steps, 0) / rate if rate > 0 else math.inf
         shown = f" | {key} {metrics[key]:.2f}" if key else ""
         print(f"epoch {epoch + 1}/{self.n_epochs} | {self.steps:,} env steps{shown} | {rate:,.0f} steps/s"
               f" | {_duration(left)} left", file=self.stream, flush=True)

@@ -59,6 +59,11 @@ class ScheduleSettings:
         return ScheduleSettings(steps, cfg.steps_per_epoch, cfg.min_buffer_size,
                                 max(1, cfg.gradient_steps_per_itr // num_tasks), cfg.buffer_batch_size, replay)
 
+    def planned_steps(self, num_tasks: int, n_epochs: int) -> int:
+        """Env steps of a whole run, summed over tasks: the first cycle fills the warm-up, the rest are regular."""
+        cycles = n_epochs * self.cycles_per_epoch
+        return num_tasks * (self.steps_to_collect(0) + (cycles - 1) * self.steps_per_cycle) if cycles else 0
+
     def steps_to_collect(self, buffer_size: int) -> int:
         """Steps per task of the next cycle: more while the buffers are below the warm-up."""
         return (max(self.steps_per_cycle, self.warmup - buffer_size) if buffer_size < self.warmup

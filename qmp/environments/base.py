@@ -35,6 +35,9 @@ class TaskEnv(gym.Env):
         raise NotImplementedError
 
 
+MAIN_METRICS = ("paper_success", "success", "return")  # the choices of MultiTaskSpec.main_metric
+
+
 @dataclass(frozen=True)
 class MultiTaskSpec:
     """Everything the engine needs to know about a benchmark, before any simulator is imported.
@@ -52,6 +55,13 @@ class MultiTaskSpec:
     # The info key that holds the original code's per-step `success`: the paper's SuccessRate is the
     # fraction of episodes with any step where it was true (logged as */paper_success)
     paper_success_key: str = "success"
+    # The per-episode metric a run is judged by on the console and in summaries: paper_success, or
+    # return for tasks without a notion of success (e.g. swinging a pendulum up)
+    main_metric: str = "paper_success"
+
+    def __post_init__(self) -> None:
+        if self.main_metric not in MAIN_METRICS:
+            raise ValueError(f"unknown main_metric {self.main_metric!r}; valid: {', '.join(MAIN_METRICS)}")
 
     @property
     def num_tasks(self) -> int:

@@ -75,9 +75,10 @@ class GymTask(TaskEnv):
 
 
 def gym_multitask(name: str, tasks: Sequence[TaskMaker], horizon: int, task_names: Sequence[str] | None = None,
-                  min_reward: float = 0.0) -> MultiTaskSpec:
+                  min_reward: float = 0.0, main_metric: str = "paper_success") -> MultiTaskSpec:
     """A MultiTaskSpec of gymnasium envs, one per task (ids or env constructors), stepped `horizon` steps per
-    episode. `min_reward` is what UDS relabels shared rewards to (the lowest reward a step can give)."""
+    episode. `min_reward` is what UDS relabels shared rewards to (the lowest reward a step can give);
+    `main_metric` is "return" for tasks that report no `success`, so progress lines and summaries show it."""
     if len(tasks) < 1 or horizon < 1:
         raise ValueError(f"need at least one task and a positive horizon, got {len(tasks)} tasks, horizon {horizon}")
     names = tuple(task_names) if task_names is not None else tuple(
@@ -88,4 +89,4 @@ def gym_multitask(name: str, tasks: Sequence[TaskMaker], horizon: int, task_name
     def make(task: int, seed: int, evaluation: bool) -> TaskEnv:
         return GymTask(_make(tasks[task]))
 
-    return MultiTaskSpec(name, names, horizon, min_reward, make)
+    return MultiTaskSpec(name, names, horizon, min_reward, make, main_metric=main_metric)

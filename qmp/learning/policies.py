@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from qmp.learning.foreign import CriticList, PolicyList
 from qmp.learning.nets import DoubleQ, TanhGaussianPolicy
 from qmp.methods import QSWITCH_ACTIONS, QSWITCH_SCORES
 
@@ -42,12 +43,13 @@ class QSwitchMixture:
     twin critics) and `score_action` ("mean" | "sample") select the alternatives. With
     `sampling_freq` k > 1 the choice is re-made every k steps of an episode and kept in between,
     drawing fresh actions from the chosen policy. Deterministic mode executes the winner's mean.
+    `PolicyList` / `CriticList` put your own per-task modules in place of the batched networks.
     """
 
     def __init__(
         self,
-        policy: TanhGaussianPolicy,
-        critic: DoubleQ,
+        policy: TanhGaussianPolicy | PolicyList,
+        critic: DoubleQ | CriticList,
         num_tasks: int,
         sampling_freq: int = 1,
         score: str = "q1",
