@@ -16,6 +16,7 @@ from qmp.methods import METHODS
 QMP_METHODS = tuple(name for name, m in METHODS.items() if m.qswitch)
 UDS_METHODS = tuple(name for name, m in METHODS.items() if m.sharing)
 DNC_NAMED = tuple(name for name in METHODS if "dnc" in name)  # the original's test: "dnc" in the experiment name
+LEVY_METHODS = tuple(name for name, m in METHODS.items() if m.levy)
 
 # flag -> the methods that take it (the original's, plus our own Q-switch options for the QMP methods)
 METHOD_FLAGS: dict[str, tuple[str, ...]] = {
@@ -29,6 +30,23 @@ METHOD_FLAGS: dict[str, tuple[str, ...]] = {
     "distillation_period": DNC_NAMED,
     "stagewise": tuple(name for name in DNC_NAMED if name not in QMP_METHODS),
     "snapshot_dir": ("resume",),
+    "qswitch_rule": QMP_METHODS,
+    "qswitch_temperature": QMP_METHODS,
+    "qswitch_entropy": QMP_METHODS,
+    "qswitch_mixture": QMP_METHODS,
+    "mtlevy_top_n": LEVY_METHODS,
+    "mtlevy_alpha_min": LEVY_METHODS,
+    "mtlevy_max_hold": LEVY_METHODS,
+    "mtlevy_success_ema": LEVY_METHODS,
+}
+
+# Q-switch flag -> the --qswitch_rule values it acts under (uniform and domain read no critic)
+RULE_FLAGS: dict[str, tuple[str, ...]] = {
+    "qswitch_score": ("argmax", "softmax"),
+    "qswitch_action": ("argmax", "softmax"),
+    "qswitch_entropy": ("argmax", "softmax"),
+    "qswitch_temperature": ("softmax",),
+    "qswitch_mixture": ("domain",),
 }
 
 # flags the original parsed and never acted on: refused when given, with why
@@ -62,6 +80,15 @@ def scope_error(method: str, given: set[str]) -> str | None:
         if takers is not None and method not in takers:
             return (f"--{flag} does nothing for {method} and is refused (the original did not accept it there); "
                     f"valid for: {', '.join(takers)}")
+    return None
+
+
+def rule_scope_error(rule: str, flags: set[str]) -> str | None:
+    """Why one of these Q-switch flags does nothing under --qswitch_rule `rule`, or None."""
+    for flag in sorted(flags):
+        rules = RULE_FLAGS.get(flag)
+        if rules is not None and rule not in rules:
+            return f"--{flag} does nothing with --qswitch_rule {rule} and is refused; valid for: {', '.join(rules)}"
     return None
 
 

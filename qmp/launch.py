@@ -65,12 +65,20 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+# collection variants that share a method name: one run directory must not continue another variant's run
+VARIANT_FLAGS = ("qswitch_rule", "qswitch_temperature", "qswitch_entropy", "qswitch_mixture", "mtlevy_top_n",
+                 "mtlevy_alpha_min", "mtlevy_max_hold", "mtlevy_success_ema")
+
+
 def run_meta(cfg: Config, parts: Parts) -> dict[str, Any]:
-    """What a checkpoint must share with the run that loads it."""
+    """What a checkpoint must share with the run that loads it (a variant flag only when it is not the default,
+    so checkpoints written before those flags existed still load)."""
+    defaults = Config()
+    variant = {flag: getattr(cfg, flag) for flag in VARIANT_FLAGS if getattr(cfg, flag) != getattr(defaults, flag)}
     return {"env": cfg.env, "method": cfg.method, "policy_architecture": cfg.policy_architecture,
             "Q_architecture": cfg.Q_architecture, "hidden_sizes": list(cfg.hidden_sizes),
             "num_tasks": parts.spec.num_tasks, "obs_dim": parts.env.obs_dim, "act_dim": parts.env.act_dim,
-            "include_task_id": cfg.include_task_id, "layer_norm": cfg.layer_norm}
+            "include_task_id": cfg.include_task_id, "layer_norm": cfg.layer_norm, **variant}
 
 
 class Checkpointer:
@@ -229,8 +237,10 @@ def fit(parts: Parts, settings: Settings, cursor: Cursor, logger: Logger, progre
         metrics["time/env_steps_per_s"] = (cursor.env_steps - steps_before) / elapsed
         logger.log(epoch, metrics)
         if parts.logs_selection:
+            switch_rate = [None if np.isnan(rate) else float(rate) for rate in result.switch_rate]
             logger.log_json(QSWITCH_LOG, {"epoch": epoch, "env_steps": cursor.env_steps,
-                                          "tasks": list(parts.spec.task_names), "counts": result.choices.tolist()})
+                                          "tasks": list(parts.spec.task_names), "counts": result.choices.tolist(),
+                                          "switch_rate": switch_rate})
         cursor.epoch = epoch + 1
         if cursor.epoch % cfg.snapshot_gap == 0 or cursor.epoch == cfg.n_epochs or checkpointer.due() or stop():
             checkpointer.save(parts, cursor, STOPPED if stop() else RUNNING)

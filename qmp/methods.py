@@ -34,6 +34,8 @@ METHODS: dict[str, Method] = {
     "qmp_sac": Method("Parameters + QMP", True, False, True, architectures=NOT_SEPARATE),
     "uds_dnc": Method("Data (UDS)", False, True, False),
     "qmp_uds_dnc": Method("Data + QMP", True, True, False),
+    "mtlevy_dnc": Method("Separated + MT-Lévy", False, False, False, allows_kl=True, levy=True),
+    "mtlevy_sac": Method("Parameters + MT-Lévy", False, False, True, architectures=NOT_SEPARATE, levy=True),
 }
 
 

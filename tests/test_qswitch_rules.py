@@ -12,6 +12,8 @@ import torch
 from qmp.learning.policies import QSwitchMixture, sample_rows
 from tests.test_qswitch import A, O, T, brute_force, make_nets
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 def loop_inverse_cdf(probs: np.ndarray, u: np.ndarray) -> list[int]:
     """Row by row: the first column whose running sum exceeds u_i times the row's total."""
