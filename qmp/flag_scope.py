@@ -49,6 +49,11 @@ RULE_FLAGS: dict[str, tuple[str, ...]] = {
     "qswitch_mixture": ("domain",),
 }
 
+# collection variants that share a method name: a run directory must not continue another variant's run, and
+# results tell the variants apart (qmp/results.py names a run without --name by them)
+VARIANT_FLAGS = ("qswitch_rule", "qswitch_temperature", "qswitch_entropy", "qswitch_mixture", "mtlevy_top_n",
+                 "mtlevy_alpha_min", "mtlevy_max_hold", "mtlevy_success_ema")
+
 # flags the original parsed and never acted on: refused when given, with why
 NEVER_READ: dict[str, str] = {
     "discrete_action": "the original parsed it and never read it; every env here has continuous actions",

@@ -33,6 +33,7 @@ from qmp.cli import ConfigError
 from qmp.config import Config
 from qmp.environments import make_spec
 from qmp.faults import StopRequested, StopSignals
+from qmp.flag_scope import VARIANT_FLAGS
 from qmp.logger import Logger, ProgressSink
 from qmp.loop import Cursor, check_finite, evaluate_policies, run_epoch
 from qmp.run_dir import (
@@ -63,11 +64,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-# collection variants that share a method name: one run directory must not continue another variant's run
-VARIANT_FLAGS = ("qswitch_rule", "qswitch_temperature", "qswitch_entropy", "qswitch_mixture", "mtlevy_top_n",
-                 "mtlevy_alpha_min", "mtlevy_max_hold", "mtlevy_success_ema")
 
 
 def run_meta(cfg: Config, parts: Parts) -> dict[str, Any]:

@@ -35,6 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
+from qmp.config import Config
+from qmp.flag_scope import VARIANT_FLAGS
 from qmp.methods import METHODS
 from qmp.run_dir import CONFIG, PROGRESS, is_run_dir, read_config, read_progress
 
@@ -119,12 +121,29 @@ def find_run_dirs(roots: Sequence[Path]) -> list[Path]:
 def load_run(run_dir: Path) -> Run:
     cfg = read_config(run_dir)
     method = str(cfg.get("method", "unknown"))
-    key = GroupKey(str(cfg.get("env", "unknown")), method_rank(method), method, str(cfg.get("name", "None")))
+    name = str(cfg.get("name", "None"))
+    key = GroupKey(str(cfg.get("env", "unknown")), method_rank(method), method,
+                   variant_name(cfg) if name == "None" else name)
     progress = read_progress(run_dir)
     rows, columns = progress.rows, progress.columns
     resolved = cfg.get("resolved") or {}
     tasks = tuple(str(t) for t in resolved.get("task_names", ())) or _tasks_from_columns(columns)
     return Run(Path(run_dir), key, int(cfg.get("seed", -1)), columns, rows, tasks)
+
+
+def variant_name(cfg: dict) -> str:
+    """A run without --name is named by its collection options that differ from the defaults ("uniform H=5",
+    "softmax temperature=0.5 entropy"), so variants of one method never pool as seeds; "None" if there are none."""
+    defaults = Config().to_dict()
+    parts = []
+    for flag in ("qswitch_rule", *VARIANT_FLAGS[1:], "policy_sampling_freq"):
+        value = cfg.get(flag, defaults[flag])
+        if value == defaults[flag]:
+            continue
+        short = flag.removeprefix("qswitch_").removeprefix("mtlevy_")
+        parts.append({"qswitch_rule": str(value), "qswitch_entropy": "entropy", "qswitch_mixture": "own-mixture",
+                      "policy_sampling_freq": f"H={value}"}.get(flag, f"{short}={value}"))
+    return " ".join(parts) or "None"
 
 
 def method_rank(method: str) -> int:

@@ -13,6 +13,8 @@ from qmp.cli import ConfigError, parse_args
 from qmp.domain_knowledge import STAGE_TARGETS, domain_mixture
 from qmp.environments import ENVS
 from qmp.methods import METHODS
+from qmp.qswitch_selection import load_selection, switch_rates
+from qmp.results import variant_name
 from tests.helpers import assert_resumes_exactly, tiny_flags, train
 
 
@@ -94,6 +96,9 @@ def check_run(rows: list[dict[str, str]], run_dir: Path, tasks: int, steps: int,
     assert counts.shape == (tasks, tasks) and counts.sum() == steps
     rates = [r for r in record["switch_rate"] if r is not None]
     assert rates and all(0.0 <= r <= 1.0 for r in rates)
+    steps, table = switch_rates(load_selection(run_dir))
+    assert steps.tolist() == [float(record["env_steps"])]
+    np.testing.assert_array_equal(table[-1], [np.nan if r is None else r for r in record["switch_rate"]])
     hold = int(rule[rule.index("--policy_sampling_freq") + 1]) if "--policy_sampling_freq" in rule else 1
     assert max(rates) <= 1.0 / hold + 1e-9  # a choice is re-made only every H steps
 
@@ -134,3 +139,13 @@ def test_a_run_directory_does_not_continue_another_variant(tmp_path: Path) -> No
     for variant in ([], RULES["domain_h5"][:2] + ["--qswitch_mixture", *["1"] * 16]):
         code = command.main(["qmp_dnc", "--env=ToyReach-v0", "--run_dir", str(tmp_path), *tiny_flags(4, 20), *variant])
         assert code != 0
+
+
+def test_results_name_each_variant_of_a_method() -> None:
+    """Runs without --name are grouped by their collection options, so variants never pool as seeds."""
+    assert variant_name({"method": "qmp_dnc"}) == "None"  # a config.json from before these flags
+    assert variant_name({"qswitch_rule": "argmax", "policy_sampling_freq": 1}) == "None"
+    assert variant_name({"qswitch_rule": "softmax", "qswitch_temperature": 0.5, "qswitch_entropy": True,
+                         "policy_sampling_freq": 5}) == "softmax temperature=0.5 entropy H=5"
+    assert variant_name({"qswitch_rule": "domain", "qswitch_mixture": [1.0] * 4}) == "domain own-mixture"
+    assert variant_name({"mtlevy_top_n": 3, "mtlevy_max_hold": 20}) == "top_n=3 max_hold=20"
