@@ -36,6 +36,7 @@ _PUBLIC = {
     "SACConfig": "qmp.learning.sac",
     "QSwitchMixture": "qmp.learning.policies",  # the QMP behaviour policy: obs (T, O) -> actions (T, A), choices (T,)
     "OwnPolicy": "qmp.learning.policies",
+    "LevyMixture": "qmp.learning.levy",  # MT-Levy's behaviour policy, the same act() as QSwitchMixture
     "MultiTaskReplayBuffer": "qmp.learning.buffer",
     "Batch": "qmp.learning.buffer",
 }

@@ -149,3 +149,19 @@ def test_results_name_each_variant_of_a_method() -> None:
                          "policy_sampling_freq": 5}) == "softmax temperature=0.5 entropy H=5"
     assert variant_name({"qswitch_rule": "domain", "qswitch_mixture": [1.0] * 4}) == "domain own-mixture"
     assert variant_name({"mtlevy_top_n": 3, "mtlevy_max_hold": 20}) == "top_n=3 max_hold=20"
+
+
+def test_the_readmes_ablation_commands_parse() -> None:
+    """Every command of the README's method table that names an ablation or MT-Levy parses on Multistage Reacher."""
+    import re
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    table = readme.split("### Methods")[1].split("###")[0]
+    cells = [line.split("|")[2] for line in table.splitlines() if line.startswith("| ")]
+    commands = [re.findall(r"`([^`]+)`", cell)[0] for cell in cells
+                if any(word in cell for word in ("qswitch", "mtlevy", "sampling_freq"))]
+    assert len(commands) == 7
+    for command in commands:
+        argv = command.replace("τ", "0.5").replace(" H", " 5").split()
+        cfg = parse(*argv, "--env=JacoReachMT5-v1")
+        assert cfg.method == argv[0]
