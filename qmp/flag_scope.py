@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from typing import Any
 
+from qmp.config import Config
 from qmp.environments import ENVS
 from qmp.methods import METHODS
 
@@ -95,6 +97,21 @@ def rule_scope_error(rule: str, flags: set[str]) -> str | None:
         if rules is not None and rule not in rules:
             return f"--{flag} does nothing with --qswitch_rule {rule} and is refused; valid for: {', '.join(rules)}"
     return None
+
+
+def variant_name(cfg: dict[str, Any]) -> str:
+    """A run without --name is named by its collection options that differ from the defaults ("uniform H=5",
+    "softmax temperature=0.5 entropy"), so variants of one method never pool as seeds; "None" if there are none."""
+    defaults = Config().to_dict()
+    parts = []
+    for flag in ("qswitch_rule", *VARIANT_FLAGS[1:], "policy_sampling_freq"):
+        value = cfg.get(flag, defaults[flag])
+        if value == defaults[flag]:
+            continue
+        short = flag.removeprefix("qswitch_").removeprefix("mtlevy_")
+        parts.append({"qswitch_rule": str(value), "qswitch_entropy": "entropy", "qswitch_mixture": "own-mixture",
+                      "policy_sampling_freq": f"H={value}"}.get(flag, f"{short}={value}"))
+    return " ".join(parts) or "None"
 
 
 def env_option_error(env: str, task_name: str | None, sparse_tasks: Sequence[int]) -> str | None:

@@ -35,8 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qmp.config import Config
-from qmp.flag_scope import VARIANT_FLAGS
+from qmp.flag_scope import variant_name
 from qmp.methods import METHODS
 from qmp.run_dir import CONFIG, PROGRESS, is_run_dir, read_config, read_progress
 
@@ -129,21 +128,6 @@ def load_run(run_dir: Path) -> Run:
     resolved = cfg.get("resolved") or {}
     tasks = tuple(str(t) for t in resolved.get("task_names", ())) or _tasks_from_columns(columns)
     return Run(Path(run_dir), key, int(cfg.get("seed", -1)), columns, rows, tasks)
-
-
-def variant_name(cfg: dict) -> str:
-    """A run without --name is named by its collection options that differ from the defaults ("uniform H=5",
-    "softmax temperature=0.5 entropy"), so variants of one method never pool as seeds; "None" if there are none."""
-    defaults = Config().to_dict()
-    parts = []
-    for flag in ("qswitch_rule", *VARIANT_FLAGS[1:], "policy_sampling_freq"):
-        value = cfg.get(flag, defaults[flag])
-        if value == defaults[flag]:
-            continue
-        short = flag.removeprefix("qswitch_").removeprefix("mtlevy_")
-        parts.append({"qswitch_rule": str(value), "qswitch_entropy": "entropy", "qswitch_mixture": "own-mixture",
-                      "policy_sampling_freq": f"H={value}"}.get(flag, f"{short}={value}"))
-    return " ".join(parts) or "None"
 
 
 def method_rank(method: str) -> int:

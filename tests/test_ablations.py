@@ -12,9 +12,9 @@ import pytest
 from qmp.cli import ConfigError, parse_args
 from qmp.domain_knowledge import STAGE_TARGETS, domain_mixture
 from qmp.environments import ENVS
+from qmp.flag_scope import variant_name
 from qmp.methods import METHODS
 from qmp.qswitch_selection import load_selection, switch_rates
-from qmp.results import variant_name
 from tests.helpers import assert_resumes_exactly, tiny_flags, train
 
 
