@@ -39,6 +39,7 @@ _PUBLIC = {
     "OwnPolicy": "qmp.learning.policies",
     "PolicyList": "qmp.learning.foreign",  # your own T policy modules, for QSwitchMixture
     "CriticList": "qmp.learning.foreign",  # your own T critic modules, for QSwitchMixture
+    "LevyMixture": "qmp.learning.levy",  # MT-Levy's behaviour policy, the same act() as QSwitchMixture
     "MultiTaskReplayBuffer": "qmp.learning.buffer",
     "Batch": "qmp.learning.buffer",
 }

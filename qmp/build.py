@@ -12,10 +12,12 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
+from qmp.domain_knowledge import domain_mixture
 from qmp.environments import make_spec
 from qmp.environments.base import MultiTaskSpec
 from qmp.environments.multitask import MultiTaskEnv
 from qmp.learning.buffer import Batch, MultiTaskReplayBuffer
+from qmp.learning.levy import LevyMixture
 from qmp.learning.nets import DoubleQ, TanhGaussianPolicy
 from qmp.learning.policies import OwnPolicy, QSwitchMixture
 from qmp.learning.sac import MultiTaskSAC
@@ -76,7 +78,7 @@ class Parts:
     eval_env: MultiTaskEnv | None
     agent: MultiTaskSAC
     buffer: MultiTaskReplayBuffer
-    behaviour: OwnPolicy | QSwitchMixture  # collects the training data
+    behaviour: OwnPolicy | QSwitchMixture | LevyMixture  # collects the training data
     own_policy: OwnPolicy  # the headline evaluation (eval/*)
     eval_mixture: QSwitchMixture | None  # QMP's second evaluation (eval_mixture/*)
     data: DataSource
@@ -85,8 +87,8 @@ class Parts:
 
     @property
     def logs_selection(self) -> bool:
-        """Whether collection makes choices worth logging (the Q-switch's T x T counts)."""
-        return self.eval_mixture is not None
+        """Whether collection makes choices worth logging (a mixture's T x T counts)."""
+        return self.behaviour is not self.own_policy
 
     def learn(self) -> dict[str, Tensor]:
         """One gradient step of every task on a fresh batch; per-task metrics, each (T,)."""
@@ -112,12 +114,22 @@ def build(settings: Settings, spec: MultiTaskSpec, device: torch.device) -> Part
                      net.layer_norm)
     agent = MultiTaskSAC(policy, critic, t, act_dim, settings.sac, device)
     own_policy = OwnPolicy(agent.policy)
-    behaviour: OwnPolicy | QSwitchMixture = own_policy
+    behaviour: OwnPolicy | QSwitchMixture | LevyMixture = own_policy
     eval_mixture = None
     if settings.qswitch is not None:
         q = settings.qswitch
         args = (agent.policy, agent.critic, t, q.sampling_freq, q.score, q.action)
-        behaviour, eval_mixture = QSwitchMixture(*args), QSwitchMixture(*args)
+        mixture = None
+        if q.rule == "domain":
+            mixture = torch.tensor(q.mixture or domain_mixture(cfg.env, spec.task_names), dtype=torch.float32)
+        options = {"rule": q.rule, "temperature": q.temperature, "entropy": q.entropy, "mixture": mixture,
+                   "log_alpha": agent.log_alpha}
+        behaviour = QSwitchMixture(*args, **options)
+        # a mixture without a Q-switch (uniform, domain) has no deterministic form worth evaluating
+        eval_mixture = QSwitchMixture(*args, **options) if q.rule in ("argmax", "softmax") else None
+    if settings.levy is not None:
+        lv = settings.levy
+        behaviour = LevyMixture(agent.policy, t, obs_dim, lv.top_n, lv.alpha_min, lv.max_hold, lv.success_ema)
     schedule = settings.schedule
     buffer = MultiTaskReplayBuffer(t, schedule.replay_per_task, obs_dim, act_dim, device)
     own = OwnData(buffer, schedule.batch_per_task, settings.kl_states_per_task)

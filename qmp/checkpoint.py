@@ -98,6 +98,7 @@ def check_compatible(meta: dict[str, Any], expected: dict[str, Any], path: Path,
                      expected_version: str | None = None) -> None:
     """The checkpoint must come from the same code version, env, method and network shapes."""
     wrong = [f"{k}: checkpoint {meta.get(k)!r} != run {v!r}" for k, v in expected.items() if meta.get(k) != v]
+    wrong += [f"{k}: checkpoint {v!r} != run default" for k, v in meta.items() if k not in expected]
     if expected_version is not None and code_version != expected_version:
         wrong.insert(0, f"code version: checkpoint {code_version!r} != installed qmp {expected_version!r}")
     if wrong:

@@ -11,9 +11,10 @@ import math
 from typing import Any
 
 from qmp.config import Config, replay_capacity
+from qmp.domain_knowledge import STAGE_TARGETS, mixture_error
 from qmp.environments import ENVS, is_custom
-from qmp.flag_scope import env_option_error, given_flags, scope_error
-from qmp.methods import ARCHITECTURES, METHODS, QSWITCH_ACTIONS, QSWITCH_SCORES, check_method
+from qmp.flag_scope import RULE_FLAGS, env_option_error, given_flags, rule_scope_error, scope_error
+from qmp.methods import ARCHITECTURES, METHODS, QSWITCH_ACTIONS, QSWITCH_RULES, QSWITCH_SCORES, check_method
 
 GARAGE_ONLY_FLAGS = ("sampler_type", "worker_type", "max_n_worker")
 
@@ -127,7 +128,9 @@ def parse_args(argv: list[str], methods: list[str] | None = None, envs: list[str
         parser.set_defaults(**ENVS[first.env].preset)
     cfg = Config(**vars(parser.parse_args(argv)))
     validate(cfg, methods)
-    reason = scope_error(cfg.method, given_flags(parser, argv))
+    given = given_flags(parser, argv)
+    qswitch = cfg.method in METHODS and METHODS[cfg.method].qswitch
+    reason = scope_error(cfg.method, given) or (rule_scope_error(cfg.qswitch_rule, given) if qswitch else None)
     if reason:
         raise ConfigError(reason)
     return cfg
@@ -189,7 +192,8 @@ def validate(cfg: Config, methods: list[str]) -> None:
         raise ConfigError(f"--sampling_type {cfg.sampling_type} only chooses the states of the DnC KL term, "
                           "which is off; "
                           "give --kl_coeff > 0 (dnc_sac, qmp_dnc) or leave --sampling_type all")
-    choices = {"qswitch_score": QSWITCH_SCORES, "qswitch_action": QSWITCH_ACTIONS, "vis_format": ("mp4", "gif"),
+    choices = {"qswitch_score": QSWITCH_SCORES, "qswitch_action": QSWITCH_ACTIONS, "qswitch_rule": QSWITCH_RULES,
+               "vis_format": ("mp4", "gif"),
                "partition": ("task_id",), "sampling_type": ("all", "j", "i+j")}
     for name, valid in choices.items():
         if getattr(cfg, name) not in valid:
@@ -216,6 +220,9 @@ def validate(cfg: Config, methods: list[str]) -> None:
                           f"got {cfg.policy_architecture!r}")
     if len(cfg.kl_coeff) not in (1, cfg.n_policies**2):
         raise ConfigError(f"--kl_coeff takes 1 or n_policies^2 = {cfg.n_policies**2} values, got {len(cfg.kl_coeff)}")
+    reason = _collection_error(cfg)
+    if reason:
+        raise ConfigError(reason)
     if cfg.method in METHODS:
         reason = check_method(METHODS[cfg.method], cfg.method, cfg.policy_architecture, cfg.Q_architecture,
                               cfg.kl_coeff, cfg.include_task_id)
@@ -227,3 +234,30 @@ def validate(cfg: Config, methods: list[str]) -> None:
         if importlib.util.find_spec("wandb") is None:
             raise ConfigError("--wandb true needs the wandb package (pip install wandb); "
                               "valid without it: --wandb false")
+
+
+def _collection_error(cfg: Config) -> str | None:
+    """What is wrong with the options of the Q-switch ablations and MT-Levy, or None."""
+    if not 0.0 < cfg.qswitch_temperature < math.inf:
+        return f"--qswitch_temperature must be positive and finite, got {cfg.qswitch_temperature}"
+    if cfg.method in METHODS and METHODS[cfg.method].qswitch:
+        defaults = Config()
+        changed = {flag for flag in RULE_FLAGS if getattr(cfg, flag) != getattr(defaults, flag)}
+        reason = rule_scope_error(cfg.qswitch_rule, changed)  # a Config built in Python, not from flags
+        if reason:
+            return reason
+        reason = mixture_error(cfg.qswitch_mixture, cfg.n_policies) if cfg.qswitch_mixture else None
+        if reason:
+            return reason
+        if cfg.qswitch_rule == "domain" and not cfg.qswitch_mixture and cfg.env not in STAGE_TARGETS:
+            return (f"--qswitch_rule domain has no mixture for {cfg.env} (defined for {', '.join(STAGE_TARGETS)}); "
+                    "give one with --qswitch_mixture: n_policies^2 weights, row i = the policies task i may execute")
+    if cfg.mtlevy_top_n < 1:
+        return f"--mtlevy_top_n must be >= 1, got {cfg.mtlevy_top_n}"
+    if not 0.0 < cfg.mtlevy_alpha_min < math.inf:
+        return f"--mtlevy_alpha_min must be positive and finite, got {cfg.mtlevy_alpha_min}"
+    if cfg.mtlevy_max_hold is not None and cfg.mtlevy_max_hold < 1:
+        return f"--mtlevy_max_hold must be >= 1 (or none), got {cfg.mtlevy_max_hold}"
+    if not 0.0 < cfg.mtlevy_success_ema <= 1.0:
+        return f"--mtlevy_success_ema must be in (0, 1], got {cfg.mtlevy_success_ema}"
+    return None

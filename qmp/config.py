@@ -24,8 +24,7 @@ def _list(default: list, help: str, item: type) -> Any:
 
 @dataclass
 class Config:
-    method: str = _f("qmp_dnc", "experiment: sac, mtsac, dnc_sac, qmp_dnc, qmp_sac, uds_dnc, qmp_uds_dnc, resume",
-                     positional=True)
+    method: str = _f("qmp_dnc", f"experiment: {', '.join(METHODS)}, resume", positional=True)
     env: str = _f("JacoReachMT5-v1", "benchmark name (see README)")
     seed: int = _f(0, "seed of python, numpy, torch and the environments")
     name: str = _f("None", "run name, part of the run directory")
@@ -106,6 +105,22 @@ class Config:
                               "rows (tasks x batch), so activations stay in the CPU cache (0: all tasks at once)")
     torch_threads: int = _f(1, "torch CPU threads; 1 by default: small per-step ops gain nothing from more, "
                             "and 2 threads ran 40x slower when the other core was busy")
+    # the paper's ablations of the Q-switch, and MT-Levy (docs/methods.md)
+    qswitch_rule: str = _f("argmax", "QMP: how task i picks the policy it executes: argmax of the scores (QMP), "
+                           "softmax (drawn with probability proportional to exp(score / --qswitch_temperature)), "
+                           "uniform (QMP-Uniform: any policy, no critic) or domain (QMP-Domain-Knowledge: the env's "
+                           "fixed mixture, or --qswitch_mixture)")
+    qswitch_temperature: float = _f(1.0, "QMP --qswitch_rule softmax: temperature, in the units of the scores")
+    qswitch_entropy: bool = _f(False, "QMP: add the paper's entropy term to the score, "
+                               "score_j = Q_i(s, a_j) - alpha_i log pi_j(a_j | s), a_j the scored action")
+    qswitch_mixture: list[float] = _list([], "QMP --qswitch_rule domain: your own n_policies^2 weights, row i = "
+                                         "the policies task i may execute (default: the env's, docs/methods.md)", float)
+    mtlevy_top_n: int = _f(5, "MT-Levy: a switch picks uniformly among the n tasks of highest training success "
+                           "and the task itself")
+    mtlevy_alpha_min: float = _f(3.0, "MT-Levy: the hold length's power-law exponent at zero success; it grows as "
+                                 "alpha_min - 1 + obs_dim^success")
+    mtlevy_max_hold: int | None = _f(None, "MT-Levy: cap on the steps a switched-to policy is kept (default: none)")
+    mtlevy_success_ema: float = _f(0.01, "MT-Levy: weight of a finished training episode in its task's success rate")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

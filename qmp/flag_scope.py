@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from typing import Any
 
+from qmp.config import Config
 from qmp.environments import ENVS
 from qmp.methods import METHODS
 
 QMP_METHODS = tuple(name for name, m in METHODS.items() if m.qswitch)
 UDS_METHODS = tuple(name for name, m in METHODS.items() if m.sharing)
 DNC_NAMED = tuple(name for name in METHODS if "dnc" in name)  # the original's test: "dnc" in the experiment name
+LEVY_METHODS = tuple(name for name, m in METHODS.items() if m.levy)
 
 # flag -> the methods that take it (the original's, plus our own Q-switch options for the QMP methods)
 METHOD_FLAGS: dict[str, tuple[str, ...]] = {
@@ -29,7 +32,29 @@ METHOD_FLAGS: dict[str, tuple[str, ...]] = {
     "distillation_period": DNC_NAMED,
     "stagewise": tuple(name for name in DNC_NAMED if name not in QMP_METHODS),
     "snapshot_dir": ("resume",),
+    "qswitch_rule": QMP_METHODS,
+    "qswitch_temperature": QMP_METHODS,
+    "qswitch_entropy": QMP_METHODS,
+    "qswitch_mixture": QMP_METHODS,
+    "mtlevy_top_n": LEVY_METHODS,
+    "mtlevy_alpha_min": LEVY_METHODS,
+    "mtlevy_max_hold": LEVY_METHODS,
+    "mtlevy_success_ema": LEVY_METHODS,
 }
+
+# Q-switch flag -> the --qswitch_rule values it acts under (uniform and domain read no critic)
+RULE_FLAGS: dict[str, tuple[str, ...]] = {
+    "qswitch_score": ("argmax", "softmax"),
+    "qswitch_action": ("argmax", "softmax"),
+    "qswitch_entropy": ("argmax", "softmax"),
+    "qswitch_temperature": ("softmax",),
+    "qswitch_mixture": ("domain",),
+}
+
+# collection variants that share a method name: a run directory must not continue another variant's run, and
+# results tell the variants apart (qmp/results.py names a run without --name by them)
+VARIANT_FLAGS = ("qswitch_rule", "qswitch_temperature", "qswitch_entropy", "qswitch_mixture", "mtlevy_top_n",
+                 "mtlevy_alpha_min", "mtlevy_max_hold", "mtlevy_success_ema")
 
 # flags the original parsed and never acted on: refused when given, with why
 NEVER_READ: dict[str, str] = {
@@ -63,6 +88,30 @@ def scope_error(method: str, given: set[str]) -> str | None:
             return (f"--{flag} does nothing for {method} and is refused (the original did not accept it there); "
                     f"valid for: {', '.join(takers)}")
     return None
+
+
+def rule_scope_error(rule: str, flags: set[str]) -> str | None:
+    """Why one of these Q-switch flags does nothing under --qswitch_rule `rule`, or None."""
+    for flag in sorted(flags):
+        rules = RULE_FLAGS.get(flag)
+        if rules is not None and rule not in rules:
+            return f"--{flag} does nothing with --qswitch_rule {rule} and is refused; valid for: {', '.join(rules)}"
+    return None
+
+
+def variant_name(cfg: dict[str, Any]) -> str:
+    """A run without --name is named by its collection options that differ from the defaults ("uniform H=5",
+    "softmax temperature=0.5 entropy"), so variants of one method never pool as seeds; "None" if there are none."""
+    defaults = Config().to_dict()
+    parts = []
+    for flag in ("qswitch_rule", *VARIANT_FLAGS[1:], "policy_sampling_freq"):
+        value = cfg.get(flag, defaults[flag])
+        if value == defaults[flag]:
+            continue
+        short = flag.removeprefix("qswitch_").removeprefix("mtlevy_")
+        parts.append({"qswitch_rule": str(value), "qswitch_entropy": "entropy", "qswitch_mixture": "own-mixture",
+                      "policy_sampling_freq": f"H={value}"}.get(flag, f"{short}={value}"))
+    return " ".join(parts) or "None"
 
 
 def env_option_error(env: str, task_name: str | None, sparse_tasks: Sequence[int]) -> str | None:

@@ -33,6 +33,7 @@ from qmp.cli import ConfigError
 from qmp.config import Config
 from qmp.environments import make_spec
 from qmp.faults import StopRequested, StopSignals
+from qmp.flag_scope import VARIANT_FLAGS
 from qmp.logger import Logger, ProgressSink, headline_columns
 from qmp.loop import Cursor, check_finite, evaluate_policies, run_epoch
 from qmp.run_dir import (
@@ -66,11 +67,14 @@ def seed_everything(seed: int) -> None:
 
 
 def run_meta(cfg: Config, parts: Parts) -> dict[str, Any]:
-    """What a checkpoint must share with the run that loads it."""
+    """What a checkpoint must share with the run that loads it (a variant flag only when it is not the default,
+    so checkpoints written before those flags existed still load)."""
+    defaults = Config()
+    variant = {flag: getattr(cfg, flag) for flag in VARIANT_FLAGS if getattr(cfg, flag) != getattr(defaults, flag)}
     return {"env": cfg.env, "method": cfg.method, "policy_architecture": cfg.policy_architecture,
             "Q_architecture": cfg.Q_architecture, "hidden_sizes": list(cfg.hidden_sizes),
             "num_tasks": parts.spec.num_tasks, "obs_dim": parts.env.obs_dim, "act_dim": parts.env.act_dim,
-            "include_task_id": cfg.include_task_id, "layer_norm": cfg.layer_norm}
+            "include_task_id": cfg.include_task_id, "layer_norm": cfg.layer_norm, **variant}
 
 
 class Checkpointer:
@@ -229,8 +233,10 @@ def fit(parts: Parts, settings: Settings, cursor: Cursor, logger: Logger, progre
         metrics["time/env_steps_per_s"] = (cursor.env_steps - steps_before) / elapsed
         logger.log(epoch, metrics)
         if parts.logs_selection:
+            switch_rate = [None if np.isnan(rate) else float(rate) for rate in result.switch_rate]
             logger.log_json(QSWITCH_LOG, {"epoch": epoch, "env_steps": cursor.env_steps,
-                                          "tasks": list(parts.spec.task_names), "counts": result.choices.tolist()})
+                                          "tasks": list(parts.spec.task_names), "counts": result.choices.tolist(),
+                                          "switch_rate": switch_rate})
         cursor.epoch = epoch + 1
         if cursor.epoch % cfg.snapshot_gap == 0 or cursor.epoch == cfg.n_epochs or checkpointer.due() or stop():
             checkpointer.save(parts, cursor, STOPPED if stop() else RUNNING)

@@ -42,10 +42,16 @@ class EpochProgress:
     episodes: list[Episode] = field(default_factory=list)
     choices: np.ndarray | None = None  # (T, T) how often task i executed policy j's proposal
     timer: dict[str, float] = field(default_factory=lambda: {"collect": 0.0, "train": 0.0})
+    switches: np.ndarray | None = None  # (T,) steps whose executed policy changed within an episode
+    compared: np.ndarray | None = None  # (T,) steps that had a previous step of the same episode
 
     def __post_init__(self) -> None:
         if self.choices is None:
             self.choices = np.zeros((self.num_tasks, self.num_tasks), np.int64)
+        if self.switches is None:
+            self.switches = np.zeros(self.num_tasks, np.int64)
+        if self.compared is None:
+            self.compared = np.zeros(self.num_tasks, np.int64)
 
     def state_dict(self) -> dict[str, Any]:
         return dict(vars(self))
@@ -82,10 +88,12 @@ class Cursor:
 
 @dataclass
 class EpochResult:
-    """A finished epoch's training metrics and its Q-switch choice counts (T, T)."""
+    """A finished epoch's training metrics, its mixture's choice counts (T, T) and, per task, the share of
+    steps on which the executed policy changed within an episode (NaN without such steps)."""
 
     metrics: dict[str, float]
     choices: np.ndarray
+    switch_rate: np.ndarray
 
 
 def check_finite(parts: Parts, cursor: Cursor) -> None:
@@ -110,7 +118,7 @@ def collect_cycle(parts: Parts, cursor: Cursor) -> int:
     """Collect one cycle's steps (more during warm-up) into the buffer; NaN/inf data never reaches it.
     Returns the env steps taken (summed over tasks)."""
     p, t = cursor.progress, parts.spec.num_tasks
-    assert p is not None
+    assert p is not None and p.switches is not None and p.compared is not None
     start = time.perf_counter()
     steps = parts.schedule.steps_to_collect(parts.buffer.size)
     rollout = collect(parts.env, parts.behaviour, steps, parts.agent.device)
@@ -120,6 +128,8 @@ def collect_cycle(parts: Parts, cursor: Cursor) -> int:
     cursor.env_steps += steps * t
     p.episodes += rollout.episodes
     p.choices += rollout.choices
+    p.switches += rollout.switches
+    p.compared += rollout.compared
     p.collected = True
     p.timer["collect"] += time.perf_counter() - start
     return steps * t
@@ -171,7 +181,7 @@ def run_epoch(parts: Parts, cursor: Cursor, stop: Callable[[], bool] = lambda: F
 def finish_epoch(parts: Parts, cursor: Cursor) -> EpochResult:
     """The finished epoch's metrics; starts a fresh EpochProgress."""
     p, names = cursor.progress, parts.spec.task_names
-    assert p is not None and p.choices is not None
+    assert p is not None and p.choices is not None and p.switches is not None and p.compared is not None
     metrics: dict[str, float] = {"env_steps": float(cursor.env_steps), "grad_steps": float(cursor.grad_steps)}
     for key, total in p.sums.items():
         per_task = (total / p.updates).cpu().numpy()
@@ -189,7 +199,8 @@ def finish_epoch(parts: Parts, cursor: Cursor) -> EpochResult:
     for name, count in zip(names, unstable, strict=True):
         metrics[f"stability/{name}/collect_unstable_episodes"] = float(count)
     metrics["time/collect_s"], metrics["time/train_s"] = p.timer["collect"], p.timer["train"]
-    result = EpochResult(metrics, p.choices)
+    switch_rate = np.where(p.compared > 0, p.switches / np.maximum(p.compared, 1), np.nan)
+    result = EpochResult(metrics, p.choices, switch_rate)
     cursor.progress = EpochProgress(len(names))
     return result
 

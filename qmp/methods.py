@@ -10,6 +10,7 @@ from dataclasses import dataclass
 ARCHITECTURES = ("separate", "multihead", "shared")
 QSWITCH_SCORES = ("q1", "min", "mean")  # which critic scores a Q-switch candidate
 QSWITCH_ACTIONS = ("mean", "sample")  # which candidate action the critic scores
+QSWITCH_RULES = ("argmax", "softmax", "uniform", "domain")  # how task i picks the executed policy (paper ablations)
 NOT_SEPARATE = ("multihead", "shared")
 
 
@@ -22,6 +23,7 @@ class Method:
     shared_alpha: bool = False  # sac: one temperature
     architectures: tuple[str, ...] = ("separate",)  # allowed for both policy and critics
     allows_kl: bool = False
+    levy: bool = False  # collect with MT-Levy (Lee et al., IROS 2025) instead of each task's own policy
 
 
 METHODS: dict[str, Method] = {
@@ -32,6 +34,8 @@ METHODS: dict[str, Method] = {
     "qmp_sac": Method("Parameters + QMP", True, False, True, architectures=NOT_SEPARATE),
     "uds_dnc": Method("Data (UDS)", False, True, False),
     "qmp_uds_dnc": Method("Data + QMP", True, True, False),
+    "mtlevy_dnc": Method("Separated + MT-Lévy", False, False, False, allows_kl=True, levy=True),
+    "mtlevy_sac": Method("Parameters + MT-Lévy", False, False, True, architectures=NOT_SEPARATE, levy=True),
 }
 
 
@@ -42,9 +46,10 @@ def check_method(method: Method, name: str, policy_arch: str, q_arch: str, kl_co
         if arch not in method.architectures:
             return f"{name} needs {flag} in {{{', '.join(method.architectures)}}}, got {arch!r}"
     if any(kl_coeff) and not method.allows_kl:
-        return f"{name} does not take --kl_coeff (only dnc_sac and qmp_dnc do), got {kl_coeff}"
-    if method.qswitch and include_task_id:
-        return f"{name} needs --include_task_id false (the Q-switch asks every policy about task i's state)"
+        takers = ", ".join(n for n, m in METHODS.items() if m.allows_kl)
+        return f"{name} does not take --kl_coeff (only {takers} do), got {kl_coeff}"
+    if (method.qswitch or method.levy) and include_task_id:
+        return f"{name} needs --include_task_id false (its mixture asks every policy about task i's state)"
     if "shared" in (policy_arch, q_arch) and not include_task_id and name != "sac":
         return f"{name} with a shared network needs --include_task_id true to tell the tasks apart"
     return None

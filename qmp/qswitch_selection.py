@@ -20,8 +20,8 @@ def load_selection(run_dir: Path) -> list[dict[str, Any]]:
     """The per-epoch Q-switch selection records; a half-written last line of a running job is dropped."""
     path = run_dir / QSWITCH_LOG
     if not path.is_file():
-        qmp_methods = ", ".join(name for name, method in METHODS.items() if method.qswitch)
-        raise ResultsError(f"{path} does not exist; only QMP methods ({qmp_methods}) write it")
+        mixing = ", ".join(name for name, method in METHODS.items() if method.qswitch or method.levy)
+        raise ResultsError(f"{path} does not exist; only QMP methods and MT-Lévy ({mixing}) write it")
     try:
         records = read_jsonl(path)
     except RunDirError as exc:
@@ -45,3 +45,13 @@ def own_policy_fractions(records: Sequence[dict[str, Any]]) -> tuple[np.ndarray,
     own = np.diagonal(counts, axis1=1, axis2=2)
     with np.errstate(invalid="ignore", divide="ignore"):
         return steps, np.where(totals > 0, own / totals, np.nan)
+
+
+def switch_rates(records: Sequence[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+    """(env steps, epochs x tasks) share of a task's steps on which the executed policy changed from the step
+    before in the same episode (at most 1 / H under an H-step hold); NaN where not logged (older runs) or
+    without such steps."""
+    steps = np.array([r["env_steps"] for r in records], dtype=float)
+    tasks = len(records[0]["counts"]) if records else 0
+    rates = [[np.nan if v is None else v for v in r.get("switch_rate", [None] * tasks)] for r in records]
+    return steps, np.array(rates, dtype=float).reshape(len(records), tasks)

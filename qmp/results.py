@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from qmp.flag_scope import variant_name
 from qmp.methods import METHODS
 from qmp.run_dir import CONFIG, PROGRESS, is_run_dir, read_config, read_progress
 
@@ -119,7 +120,9 @@ def find_run_dirs(roots: Sequence[Path]) -> list[Path]:
 def load_run(run_dir: Path) -> Run:
     cfg = read_config(run_dir)
     method = str(cfg.get("method", "unknown"))
-    key = GroupKey(str(cfg.get("env", "unknown")), method_rank(method), method, str(cfg.get("name", "None")))
+    name = str(cfg.get("name", "None"))
+    key = GroupKey(str(cfg.get("env", "unknown")), method_rank(method), method,
+                   variant_name(cfg) if name == "None" else name)
     progress = read_progress(run_dir)
     rows, columns = progress.rows, progress.columns
     resolved = cfg.get("resolved") or {}

@@ -21,12 +21,16 @@ class Behaviour(Protocol):
     def act(self, obs: Tensor, elapsed: np.ndarray | None = None,
             deterministic: bool = False) -> tuple[Tensor, Tensor]: ...
 
+    def episodes_ended(self, episodes: list[Episode]) -> None: ...
+
 
 @dataclass
 class Rollout:
     data: dict[str, np.ndarray]  # step-major (n, T, ...): obs, act, rew, next_obs, terminated
     episodes: list[Episode]
     choices: np.ndarray  # (T, T): how often task i executed policy j
+    switches: np.ndarray  # (T,): steps whose executed policy differs from the previous step's, same episode
+    compared: np.ndarray  # (T,): steps that had a previous step of the same episode in this rollout
 
 
 def collect(env: MultiTaskEnv, behaviour: Behaviour, steps: int, device: torch.device) -> Rollout:
@@ -42,10 +46,13 @@ def collect(env: MultiTaskEnv, behaviour: Behaviour, steps: int, device: torch.d
         "terminated": np.empty((steps, t), np.float32),
     }
     choices = np.zeros((t, t), np.int64)
+    switches, compared = np.zeros(t, np.int64), np.zeros(t, np.int64)
+    previous = np.full(t, -1, np.int64)
     episodes: list[Episode] = []
     rows = np.arange(t)
     for k in range(steps):
         data["obs"][k] = env.obs
+        continued = (env.elapsed > 0) & (previous >= 0)  # the previous step is this episode's
         action, choice = behaviour.act(torch.from_numpy(env.obs).to(device), env.elapsed)
         # one device-to-host transfer per step (policy indices are exact in float32)
         host = torch.cat([action, choice.unsqueeze(1).to(action.dtype)], dim=1).cpu().numpy()
@@ -55,11 +62,17 @@ def collect(env: MultiTaskEnv, behaviour: Behaviour, steps: int, device: torch.d
         data["rew"][k] = result.reward
         data["next_obs"][k] = result.next_obs
         data["terminated"][k] = result.terminated
-        choices[rows, host[:, a].astype(np.int64)] += 1
+        executed = host[:, a].astype(np.int64)
+        choices[rows, executed] += 1
+        compared += continued
+        switches += continued & (executed != previous)
+        previous = executed
         episodes.extend(result.episodes)
+        if result.episodes:
+            behaviour.episodes_ended(result.episodes)
         if result.done.any():
             env.reset_tasks(result.done)
-    return Rollout(data, episodes, choices)
+    return Rollout(data, episodes, choices, switches, compared)
 
 
 def evaluation_seed(seed: int, epoch: int) -> int:

@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 
 from qmp.config import Config, replay_capacity
+from qmp.domain_knowledge import as_rows
 from qmp.learning.sac import SACConfig, kl_states_per_task
 from qmp.methods import METHODS
 
@@ -78,6 +79,28 @@ class QSwitchSettings:
     """Which critic scores a candidate: q1 (the original), min or mean of the twins."""
     action: str = "mean"
     """Which candidate action is scored: mean (the original) or sample."""
+    rule: str = "argmax"
+    """How task i picks the policy: argmax (QMP), softmax, uniform (QMP-Uniform) or domain (QMP-Domain-Knowledge)."""
+    temperature: float = 1.0
+    """The softmax rule's temperature, in the units of the scores."""
+    entropy: bool = False
+    """Add the paper's entropy term -alpha_i log pi_j(a_j | s) to the score."""
+    mixture: tuple[tuple[float, ...], ...] | None = None
+    """The domain rule's T x T weights (row i: task i's); None: the env's (qmp/domain_knowledge.py)."""
+
+
+@dataclass(frozen=True)
+class LevySettings:
+    """MT-Levy's collection (Lee et al., IROS 2025; qmp/learning/levy.py)."""
+
+    top_n: int = 5
+    """A switch picks uniformly among the n tasks of highest success rate and the task itself."""
+    alpha_min: float = 3.0
+    """The hold length's power-law exponent at zero success: alpha_i = alpha_min - 1 + obs_dim^success_i."""
+    max_hold: int | None = None
+    """Cap on the steps a switched-to policy is kept; None: no cap (the released code's)."""
+    success_ema: float = 0.01
+    """Weight of a finished training episode in its task's success rate (an exponential moving average)."""
 
 
 @dataclass(frozen=True)
@@ -127,6 +150,8 @@ class Settings:
     """How often and how many deterministic evaluation episodes."""
     video: VideoSettings
     """Evaluation videos (off by default)."""
+    levy: LevySettings | None = None
+    """Collect with MT-Levy (mtlevy_* methods), else as `qswitch` says."""
 
     @staticmethod
     def from_config(cfg: Config, num_tasks: int) -> Settings:
@@ -134,7 +159,10 @@ class Settings:
         kl_on = any(cfg.kl_coeff)
         return Settings(
             cfg=cfg,
-            qswitch=(QSwitchSettings(cfg.policy_sampling_freq, cfg.qswitch_score, cfg.qswitch_action)
+            qswitch=(QSwitchSettings(cfg.policy_sampling_freq, cfg.qswitch_score, cfg.qswitch_action, cfg.qswitch_rule,
+                                     cfg.qswitch_temperature, cfg.qswitch_entropy,
+                                     tuple(map(tuple, as_rows(cfg.qswitch_mixture, num_tasks)))
+                                     if cfg.qswitch_mixture else None)
                      if method.qswitch else None),
             uds_quantile=cfg.sharing_quantile if method.sharing else None,
             kl_states_per_task=(kl_states_per_task(cfg.sampling_type, cfg.buffer_batch_size, num_tasks)
@@ -148,4 +176,6 @@ class Settings:
             schedule=ScheduleSettings.of(cfg, num_tasks),
             evaluation=EvaluationSettings(cfg.num_evaluation_episodes, cfg.evaluation_frequency),
             video=VideoSettings(cfg.vis_freq, cfg.vis_num, cfg.vis_width, cfg.vis_height, cfg.vis_fps, cfg.vis_format),
+            levy=(LevySettings(cfg.mtlevy_top_n, cfg.mtlevy_alpha_min, cfg.mtlevy_max_hold, cfg.mtlevy_success_ema)
+                  if method.levy else None),
         )

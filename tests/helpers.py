@@ -37,6 +37,17 @@ def tiny_flags(num_tasks: int, horizon: int, evaluation: bool = True) -> list[st
     ]
 
 
+def assert_resumes_exactly(method: str, root: Path, *flags: str) -> None:
+    """2 epochs, then the same command for 4, equal an uninterrupted 4-epoch run on the toy env: progress.csv
+    (without wall-clock columns) and the selection log."""
+    full = train(method, "ToyReach-v0", root / "full", *flags, "--n_epochs", "4")
+    train(method, "ToyReach-v0", root / "split", *flags, "--n_epochs", "2")
+    resumed = train(method, "ToyReach-v0", root / "split", *flags, "--n_epochs", "4")
+    assert without_time(resumed) == without_time(full)
+    log = "qswitch_selection.jsonl"
+    assert (root / "split" / log).read_text() == (root / "full" / log).read_text()
+
+
 def rollout(env: MultiTaskEnv, actions: np.ndarray, forced_reset_at: int) -> list[tuple]:
     """Step fixed actions, resetting finished tasks and task 0 at `forced_reset_at` (uses the RNG)."""
     stream = []

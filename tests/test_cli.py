@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "mujoco", "metaworld", "gymnasium_robotics", "dm_control", "d4rl", "tensorboard")
 PARAM_SHARING = ["--policy_architecture", "multihead", "--Q_architecture", "multihead", "--lr", "0.001",
                  "--hidden_sizes", "512", "512"]
-VALID_BASE = {m: (PARAM_SHARING[:4] if m in ("sac", "mtsac", "qmp_sac") else []) for m in METHODS}
+VALID_BASE = {m: (PARAM_SHARING[:4] if "separate" not in METHODS[m].architectures else []) for m in METHODS}
 
 
 def parse(*argv: str) -> Config:
@@ -248,6 +248,7 @@ def _other_value(flag: str, default: object) -> list[str]:
     """A value different from the default, as command-line words."""
     special = {"env": ["JacoReachMT5-v1"], "policy_architecture": ["multihead"], "Q_architecture": ["multihead"],
                "partition": ["random"], "sampling_type": ["j"], "qswitch_score": ["min"], "qswitch_action": ["sample"],
+               "qswitch_rule": ["softmax"],
                "vis_format": ["gif"], "task_name": ["0,1"], "sparse_tasks": ["1"], "kl_coeff": ["0.01"],
                "hidden_sizes": ["32", "32"], "reward_params": ["1", "1"], "reward_type": ["other"],
                "snapshot_dir": ["somewhere"], "run_dir": ["somewhere"], "log_dir": ["elsewhere"], "name": ["x"],

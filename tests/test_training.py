@@ -21,11 +21,8 @@ from qmp.settings import Settings
 from tests.helpers import read_progress, tiny_flags, train, without_time
 
 TOY = "ToyReach-v0"
-ARCH_FLAGS = {
-    "sac": ["--policy_architecture", "multihead", "--Q_architecture", "multihead"],
-    "mtsac": ["--policy_architecture", "multihead", "--Q_architecture", "multihead"],
-    "qmp_sac": ["--policy_architecture", "multihead", "--Q_architecture", "multihead"],
-}
+ARCH_FLAGS = {m: ["--policy_architecture", "multihead", "--Q_architecture", "multihead"]
+              for m, method in METHODS.items() if "separate" not in method.architectures}
 
 
 @pytest.mark.parametrize("method", sorted(METHODS))

@@ -215,9 +215,14 @@ class TanhGaussianPolicy(nn.Module):
             noise = torch.randn_like(mean)
         centre = torch.tanh(mean) if self.double_tanh else mean
         action = torch.tanh(centre + log_std.exp() * noise)
-        gauss = (-0.5 * noise.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
-        log_prob = gauss - torch.log(1.0 - action.pow(2) + 1e-6).sum(-1)
-        return action, log_prob
+        return action, tanh_gaussian_log_prob(noise, log_std, action)
+
+
+def tanh_gaussian_log_prob(noise: Tensor, log_std: Tensor, action: Tensor) -> Tensor:
+    """log pi(action) of action = tanh(mu + sigma * noise), each (..., A) -> (...): the Gaussian density of
+    the noise, corrected by tanh's Jacobian (clipped as garage's TanhNormal: log(1 - a^2 + 1e-6))."""
+    gauss = (-0.5 * noise.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+    return gauss - torch.log(1.0 - action.pow(2) + 1e-6).sum(-1)
 
 
 class DoubleQ(nn.Module):
