@@ -12,7 +12,7 @@ from typing import Any
 
 from qmp.config import Config, replay_capacity
 from qmp.environments import ENVS, is_custom
-from qmp.flag_scope import env_option_error, given_flags, scope_error
+from qmp.flag_scope import dependency_error, env_option_error, given_flags, scope_error
 from qmp.methods import ARCHITECTURES, METHODS, QSWITCH_ACTIONS, QSWITCH_SCORES, check_method
 
 GARAGE_ONLY_FLAGS = ("sampler_type", "worker_type", "max_n_worker")
@@ -127,7 +127,8 @@ def parse_args(argv: list[str], methods: list[str] | None = None, envs: list[str
         parser.set_defaults(**ENVS[first.env].preset)
     cfg = Config(**vars(parser.parse_args(argv)))
     validate(cfg, methods)
-    reason = scope_error(cfg.method, given_flags(parser, argv))
+    given = given_flags(parser, argv)
+    reason = scope_error(cfg.method, given) or dependency_error(cfg, given)
     if reason:
         raise ConfigError(reason)
     return cfg
@@ -137,7 +138,7 @@ _POSITIVE = ("n_epochs", "batch_size", "steps_per_epoch", "gradient_steps_per_it
              "evaluation_frequency", "snapshot_gap", "policy_sampling_freq", "n_policies",
              "vis_width", "vis_height", "vis_fps", "vis_num", "torch_threads")
 _NON_NEGATIVE = ("min_buffer_size", "num_evaluation_episodes", "seed", "max_update_rows")
-_UNSUPPORTED = {"norm_obs": False, "use_pc_grad": False, "regularize_representation": False,
+_UNSUPPORTED = {"norm_obs": False, "regularize_representation": False,
                 "distillation_period": None, "stagewise": False, "unsupervised": True, "control_penalty": 0.0}
 
 

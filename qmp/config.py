@@ -47,8 +47,10 @@ class Config:
     steps_per_epoch: int = _f(1, "collection/training cycles per epoch")
     hidden_sizes: list[int] = _list([256, 256], "hidden layer sizes of every policy and critic", int)
     layer_norm: bool = _f(False, "layer norm in the critics")
-    use_pc_grad: bool = _f(False, "PCGrad (not supported; must be false)")
-    skip_alpha_pc_grad: bool = _f(True, "PCGrad option; accepted")
+    use_pc_grad: bool = _f(False, "PCGrad: project conflicting per-task gradients of critics and policy "
+                           "(sac, mtsac, qmp_sac)")
+    skip_alpha_pc_grad: bool = _f(True, "with --use_pc_grad true: leave the temperature out of PCGrad "
+                                  "(false: project its per-task gradients too)")
     policy_architecture: str = _f("separate", "separate, multihead or shared")
     Q_architecture: str = _f("separate", "separate, multihead or shared")
     n_epochs: int = _f(1000, "epochs")

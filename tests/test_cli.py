@@ -271,7 +271,7 @@ def test_every_flag_reaches_the_config_or_is_refused(flag: str) -> None:
     method = METHOD_FLAGS.get(flag, ("qmp_dnc",))[0]
     method = "dnc_sac" if method == "resume" else method
     env = "MazeLarge-10-v0" if flag in ("task_name", "sparse_tasks") else "ToyReach-v0"
-    base = [method, f"--env={env}"]
+    base = [method, f"--env={env}", *VALID_BASE.get(method, [])]
     default = parse(*base)
     argv = [*base, f"--{flag}", *_other_value(flag, getattr(default, flag))]
     argv += ["--n_policies", "2"] if flag == "task_name" else []  # the 2 tasks of "0,1"

@@ -14,6 +14,7 @@ from torch import Tensor
 
 from qmp.learning.buffer import Batch
 from qmp.learning.nets import DoubleQ, TanhGaussianPolicy
+from qmp.learning.pcgrad import pc_backward
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,10 @@ class SACConfig:
     """Which buffers' states score the KL of pair (i, j): all, j or i+j (KL_STATE_TYPES)."""
     max_update_rows: int = 8192
     """Tasks x batch per chunk of a gradient step of separate networks (0: never split)."""
+    pc_grad: bool = False
+    """PCGrad: project conflicting per-task gradients of the critics and the policy (sac family)."""
+    pc_grad_alpha: bool = False
+    """PCGrad on the temperature loss too (--skip_alpha_pc_grad false)."""
 
 
 def weighted_mean(x: Tensor, weights: Tensor | None) -> Tensor:
@@ -144,7 +149,10 @@ class MultiTaskSAC:
         scale = self.log_alpha if cfg.alpha_loss == "log" else self.log_alpha.exp()
         alpha_losses = weighted_mean(-scale.unsqueeze(-1) * gap, weights)
         self.alpha_opt.zero_grad(set_to_none=True)
-        alpha_losses.sum().backward()
+        if cfg.pc_grad and cfg.pc_grad_alpha:
+            pc_backward(alpha_losses, [self.log_alpha])
+        else:
+            alpha_losses.sum().backward()
         self.alpha_opt.step()
 
         with torch.no_grad():
@@ -189,7 +197,10 @@ class MultiTaskSAC:
                                self.cfg.reward_scale)
         q = self.critic(obs, r(batch.act), tasks)  # (2, t, B)
         qf_losses = weighted_mean((q - target).pow(2), w)  # (2, t)
-        qf_losses.sum().backward()
+        if self.cfg.pc_grad:  # Q1's and Q2's gradients projected apart, as by the original's two optimisers
+            pc_backward(qf_losses.sum(0), self._critic_params, copies=2)
+        else:
+            qf_losses.sum().backward()
         return qf_losses.detach(), weighted_mean(q[0].detach(), w), weighted_mean(target, w)
 
     def _actor_chunk(self, batch: Batch, weights: Tensor | None, alpha: Tensor, noise: Tensor, tasks: slice | None,
@@ -201,7 +212,10 @@ class MultiTaskSAC:
         act, logp = self.policy(obs, noise=r(noise), tasks=tasks)
         q_pi = self.critic(obs, act, tasks).min(0).values
         policy_losses = weighted_mean(r(alpha) * logp - q_pi, r(weights))
-        (policy_losses.sum() + (kl.sum() if kl is not None else 0.0)).backward()
+        if self.cfg.pc_grad:
+            pc_backward(policy_losses, list(self.policy.parameters()))
+        else:
+            (policy_losses.sum() + (kl.sum() if kl is not None else 0.0)).backward()
         return policy_losses.detach(), logp.detach()
 
     def _kl_penalty(self, states: Tensor) -> Tensor:
