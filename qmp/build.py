@@ -16,6 +16,8 @@ from qmp.environments import make_spec
 from qmp.environments.base import MultiTaskSpec
 from qmp.environments.multitask import MultiTaskEnv
 from qmp.learning.buffer import Batch, MultiTaskReplayBuffer
+from qmp.learning.distill import Distillation
+from qmp.learning.dnc import first_stages
 from qmp.learning.nets import DoubleQ, TanhGaussianPolicy
 from qmp.learning.policies import OwnPolicy, QSwitchMixture
 from qmp.learning.sac import MultiTaskSAC
@@ -82,6 +84,7 @@ class Parts:
     data: DataSource
     schedule: ScheduleSettings
     video: VideoRecorder | None
+    distillation: Distillation | None = None  # DnC's periodic distillation, run by the epoch loop
 
     @property
     def logs_selection(self) -> bool:
@@ -110,7 +113,10 @@ def build(settings: Settings, spec: MultiTaskSpec, device: torch.device) -> Part
                                 net.include_task_id, net.double_tanh)
     critic = DoubleQ(net.q_architecture, t, obs_dim, act_dim, list(net.hidden_sizes), net.include_task_id,
                      net.layer_norm)
-    agent = MultiTaskSAC(policy, critic, t, act_dim, settings.sac, device)
+    if settings.stagewise and spec.stage_of is None:
+        raise ValueError(f"--stagewise true needs an env whose observations carry the stage; {spec.name} has none")
+    weight = first_stages(spec.stage_of) if settings.stagewise and spec.stage_of is not None else None
+    agent = MultiTaskSAC(policy, critic, t, act_dim, settings.sac, device, kl_state_weight=weight)
     own_policy = OwnPolicy(agent.policy)
     behaviour: OwnPolicy | QSwitchMixture = own_policy
     eval_mixture = None
@@ -125,10 +131,14 @@ def build(settings: Settings, spec: MultiTaskSpec, device: torch.device) -> Part
     if settings.uds_quantile is not None:
         sharing = UDSSharing(t, schedule.batch_per_task, spec.min_reward, settings.uds_quantile, device)
         data = SharedData(own, sharing, agent.critic)
+    d = settings.distillation
+    distillation = (None if d is None else Distillation(agent.policy, buffer, obs_dim, act_dim, list(net.hidden_sizes),
+                                                        d.period, d.steps, d.states_per_task, settings.sac.lr))
     video = None
     v = settings.video
     if v.frequency > 0:
         render_spec = partial(make_spec, cfg.env, sparse_tasks=cfg.sparse_tasks, task_name=cfg.task_name,
                               render_mode="rgb_array")
         video = VideoRecorder(render_spec, cfg.seed, max(v.episodes // t, 1), v.width, v.height, v.fps, v.format)
-    return Parts(spec, env, eval_env, agent, buffer, behaviour, own_policy, eval_mixture, data, schedule, video)
+    return Parts(spec, env, eval_env, agent, buffer, behaviour, own_policy, eval_mixture, data, schedule, video,
+                 distillation)

@@ -138,8 +138,7 @@ _POSITIVE = ("n_epochs", "batch_size", "steps_per_epoch", "gradient_steps_per_it
              "evaluation_frequency", "snapshot_gap", "policy_sampling_freq", "n_policies",
              "vis_width", "vis_height", "vis_fps", "vis_num", "torch_threads")
 _NON_NEGATIVE = ("min_buffer_size", "num_evaluation_episodes", "seed", "max_update_rows")
-_UNSUPPORTED = {"norm_obs": False, "regularize_representation": False,
-                "distillation_period": None, "stagewise": False, "unsupervised": True, "control_penalty": 0.0}
+_UNSUPPORTED = {"norm_obs": False, "unsupervised": True, "control_penalty": 0.0}
 
 
 def validate(cfg: Config, methods: list[str]) -> None:
@@ -212,6 +211,17 @@ def validate(cfg: Config, methods: list[str]) -> None:
         raise ConfigError(f"--min_buffer_size {cfg.min_buffer_size} needs {warmup} transitions per task "
                           "but the replay keeps "
                           f"{capacity} per task (--replay_buffer_size): the warm-up would never end")
+    if cfg.distillation_period is not None and cfg.distillation_period <= 0:
+        raise ConfigError(f"--distillation_period must be positive (epochs), got {cfg.distillation_period}")
+    if cfg.distillation_n_epochs <= 0:
+        raise ConfigError(f"--distillation_n_epochs must be positive (steps), got {cfg.distillation_n_epochs}")
+    if cfg.distillation_period is not None and cfg.include_task_id:
+        raise ConfigError("--distillation_period needs --include_task_id false: the central policy is one network "
+                          "for every task's states")
+    if cfg.stagewise and cfg.env in ENVS and "stages" not in ENVS[cfg.env].capabilities:
+        staged = [name for name, entry in ENVS.items() if "stages" in entry.capabilities]
+        raise ConfigError(f"--stagewise true needs an env whose observations carry the stage; {cfg.env} has none; "
+                          f"valid: {', '.join(staged)}")
     if cfg.multihead_double_tanh and cfg.policy_architecture != "multihead":
         raise ConfigError("--multihead_double_tanh true needs --policy_architecture multihead, "
                           f"got {cfg.policy_architecture!r}")

@@ -82,10 +82,13 @@ class Config:
     reward_params: list[float] = _list([0.0, 0.0], "legacy reacher; unused", float)
     reward_type: str = _f("shift", "legacy reacher; unused")
     kl_coeff: list[float] = _list([0.0], "DnC KL weights: one value, or n_policies^2 values", float)
-    regularize_representation: bool = _f(False, "DnC representation penalty (not supported; must be false)")
-    distillation_period: int | None = _f(None, "DnC distillation (not supported; must be unset)")
-    distillation_n_epochs: int = _f(100, "DnC distillation steps")
-    stagewise: bool = _f(False, "DnC stage masking (not supported; must be false)")
+    regularize_representation: bool = _f(False, "DnC: penalise the squared difference of the policies' last hidden "
+                                         "layers instead of their KL (needs --kl_coeff > 0)")
+    distillation_period: int | None = _f(None, "DnC: every this many epochs distill all task policies into a central "
+                                         "one and overwrite them with it (default: never)")
+    distillation_n_epochs: int = _f(100, "DnC: gradient steps of each distillation")
+    stagewise: bool = _f(False, "DnC: the penalty counts only on states of the first two stages (needs --kl_coeff "
+                         "> 0 and an env whose observations carry the stage)")
     policy_sampling_freq: int = _f(1, "QMP: re-select the policy every this many steps")
     sharing_quantile: float = _f(0.0, "UDS: keep shared data above this quantile of own Q1 (0 keeps all)")
     unsupervised: bool = _f(True, "UDS: relabel shared rewards with the env minimum (must be true)")

@@ -29,6 +29,7 @@ METHOD_FLAGS: dict[str, tuple[str, ...]] = {
     "kl_coeff": DNC_NAMED,
     "regularize_representation": DNC_NAMED,
     "distillation_period": DNC_NAMED,
+    "distillation_n_epochs": DNC_NAMED,
     "stagewise": tuple(name for name in DNC_NAMED if name not in QMP_METHODS),
     "snapshot_dir": ("resume",),
     "use_pc_grad": SAC_FAMILY,
@@ -41,6 +42,9 @@ PARSED_EVERYWHERE = {"use_pc_grad", "skip_alpha_pc_grad"}
 # flag -> (what it needs to do anything, whether the config has it): refused when given without it
 NEEDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "skip_alpha_pc_grad": ("--use_pc_grad true", lambda cfg: cfg.use_pc_grad),
+    "regularize_representation": ("--kl_coeff > 0 (it replaces DnC's KL)", lambda cfg: any(cfg.kl_coeff)),
+    "stagewise": ("--kl_coeff > 0 (it masks DnC's penalty)", lambda cfg: any(cfg.kl_coeff)),
+    "distillation_n_epochs": ("--distillation_period", lambda cfg: cfg.distillation_period is not None),
 }
 
 # flags the original parsed and never acted on: refused when given, with why
@@ -49,7 +53,6 @@ NEVER_READ: dict[str, str] = {
     "reward_params": "a legacy 2-D reacher flag that no registered env of the original read",
     "reward_type": "a legacy 2-D reacher flag that no registered env of the original read",
     "grad_clip": "the original parsed it but passed it to no algorithm, so the paper's runs had no clipping",
-    "distillation_n_epochs": "DnC distillation (--distillation_period) is not supported",
 }
 
 class _Given:

@@ -76,6 +76,16 @@ class QSwitchSettings:
 
 
 @dataclass(frozen=True)
+class DistillationSettings:
+    period: int
+    """Distill after the evaluation of every this many epochs (not epoch 0)."""
+    steps: int
+    """Adam steps of the central policy per distillation."""
+    states_per_task: int
+    """(state, action) pairs drawn from each task buffer per step."""
+
+
+@dataclass(frozen=True)
 class EvaluationSettings:
     episodes: int = 10
     """Evaluation episodes summed over tasks (0: no evaluation)."""
@@ -122,6 +132,10 @@ class Settings:
     """How often and how many deterministic evaluation episodes."""
     video: VideoSettings
     """Evaluation videos (off by default)."""
+    distillation: DistillationSettings | None = None
+    """DnC's periodic distillation into a central policy; None: off."""
+    stagewise: bool = False
+    """DnC: only the states of the first two stages count in the penalty (the env's `stage_of`)."""
 
     @staticmethod
     def from_config(cfg: Config, num_tasks: int) -> Settings:
@@ -139,9 +153,14 @@ class Settings:
             sac=SACConfig(lr=cfg.lr, discount=cfg.discount, tau=cfg.target_update_tau, reward_scale=cfg.reward_scale,
                           target_entropy=cfg.target_entropy, alpha_loss="exp" if method.sac_family else "log",
                           shared_alpha=method.shared_alpha, kl_coeff=list(cfg.kl_coeff), kl_states=cfg.sampling_type,
+                          kl_representation=cfg.regularize_representation,
                           max_update_rows=cfg.max_update_rows, pc_grad=cfg.use_pc_grad,
                           pc_grad_alpha=not cfg.skip_alpha_pc_grad),
             schedule=ScheduleSettings.of(cfg, num_tasks),
             evaluation=EvaluationSettings(cfg.num_evaluation_episodes, cfg.evaluation_frequency),
             video=VideoSettings(cfg.vis_freq, cfg.vis_num, cfg.vis_width, cfg.vis_height, cfg.vis_fps, cfg.vis_format),
+            distillation=(DistillationSettings(cfg.distillation_period, cfg.distillation_n_epochs,
+                                               kl_states_per_task(cfg.sampling_type, cfg.buffer_batch_size, num_tasks))
+                          if cfg.distillation_period is not None else None),
+            stagewise=cfg.stagewise,
         )

@@ -1,5 +1,5 @@
 """Each method and option added on top of the paper's main ones trains end to end on Multistage Reacher and
-on a Meta-World benchmark: a tiny budget, one epoch, finite losses."""
+on a Meta-World benchmark (a tiny budget, finite losses), and resumes exactly on the toy env."""
 
 from __future__ import annotations
 
@@ -11,24 +11,34 @@ import pytest
 from tests.helpers import tiny_flags, train, without_time
 
 MULTIHEAD = ["--policy_architecture", "multihead", "--Q_architecture", "multihead"]
-ENVS = {"JacoReachMT5-v1": (5, 200, True), "MetaWorldCDS-v1": (4, 500, False)}  # tasks, horizon, evaluate
+JACO, METAWORLD = "JacoReachMT5-v1", "MetaWorldCDS-v1"
+ENVS = {JACO: (5, 200, True), METAWORLD: (4, 500, False)}  # tasks, horizon, evaluate
+DISTILL = ["--distillation_period", "1", "--distillation_n_epochs", "3"]  # distills after epoch 1 (on Jaco: 2 epochs)
 RUNS = {
     "mtsac_pcgrad": ["mtsac", *MULTIHEAD, "--use_pc_grad", "true", "--skip_alpha_pc_grad", "false"],
+    "dnc_representation_distill": ["dnc_sac", "--kl_coeff", "0.01", "--regularize_representation", "true", *DISTILL],
+    "qmp_dnc_distill": ["qmp_dnc", *DISTILL],
 }
+STAGED = {"dnc_stagewise": ["dnc_sac", "--kl_coeff", "0.01", "--stagewise", "true"]}  # envs with stages only
+CASES = [(run, env) for run in sorted(RUNS) for env in sorted(ENVS)] + [(run, JACO) for run in sorted(STAGED)]
 
 
-@pytest.mark.parametrize("env", sorted(ENVS))
-@pytest.mark.parametrize("run", sorted(RUNS))
+@pytest.mark.parametrize(("run", "env"), CASES)
 def test_trains_end_to_end(run: str, env: str, tmp_path: Path) -> None:
     tasks, horizon, evaluate = ENVS[env]
-    method, *flags = RUNS[run]
-    rows = train(method, env, tmp_path, *tiny_flags(tasks, horizon, evaluate), "--n_epochs", "1",
+    method, *flags = {**RUNS, **STAGED}[run]
+    distills = "--distillation_period" in flags and env == JACO  # 2 epochs; Meta-World's would take 20 s
+    rows = train(method, env, tmp_path, *tiny_flags(tasks, horizon, evaluate), "--n_epochs", "2" if distills else "1",
                  "--steps_per_epoch", "1", *flags)
     row = rows[-1]
     assert float(row["grad_steps"]) > 0 and float(row["collect/episodes"]) >= tasks
     assert all(math.isfinite(float(row[key])) for key in ("train/qf1_loss", "train/policy_loss", "train/alpha"))
     if evaluate:
         assert float(row["eval/episodes"]) == tasks
+    if "--kl_coeff" in flags:
+        assert float(row["train/kl_penalty"]) >= 0
+    if distills:
+        assert math.isfinite(float(row["train/distillation_loss"]))
 
 
 @pytest.mark.parametrize("run", sorted(RUNS))
@@ -37,6 +47,6 @@ def test_resume_continues_exactly(run: str, tmp_path: Path) -> None:
     method, *flags = RUNS[run]
     flags = [*tiny_flags(4, 20), *flags]
     full = train(method, "ToyReach-v0", tmp_path / "full", *flags, "--n_epochs", "4")
-    train(method, "ToyReach-v0", tmp_path / "split", *flags)
+    train(method, "ToyReach-v0", tmp_path / "split", *flags, "--n_epochs", "2")
     resumed = train(method, "ToyReach-v0", tmp_path / "split", *flags, "--n_epochs", "4")
     assert without_time(resumed) == without_time(full)

@@ -52,6 +52,9 @@ class MultiTaskSpec:
     # The info key that holds the original code's per-step `success`: the paper's SuccessRate is the
     # fraction of episodes with any step where it was true (logged as */paper_success)
     paper_success_key: str = "success"
+    # The stage of each observation (torch, any leading shape -> integer tensor), where the observation
+    # carries it; DnC's --stagewise reads it. None: the benchmark has no stages
+    stage_of: Callable[[Any], Any] | None = None
 
     @property
     def num_tasks(self) -> int:

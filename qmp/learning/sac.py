@@ -7,14 +7,18 @@ element-wise the same as T separate Adams, as the original's per-task optimisers
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
 
 from qmp.learning.buffer import Batch
+from qmp.learning.dnc import KL_STATE_TYPES, PolicyRegulariser, kl_matrix, kl_states_per_task
 from qmp.learning.nets import DoubleQ, TanhGaussianPolicy
 from qmp.learning.pcgrad import pc_backward
+
+__all__ = ["KL_STATE_TYPES", "MultiTaskSAC", "SACConfig", "kl_matrix", "kl_states_per_task", "td_target"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,8 @@ class SACConfig:
     """DnC KL weights: one value for every pair, or T*T values (source task varies fastest)."""
     kl_states: str = "all"
     """Which buffers' states score the KL of pair (i, j): all, j or i+j (KL_STATE_TYPES)."""
+    kl_representation: bool = False
+    """DnC: penalise the squared difference of the last hidden layers instead of the KL."""
     max_update_rows: int = 8192
     """Tasks x batch per chunk of a gradient step of separate networks (0: never split)."""
     pc_grad: bool = False
@@ -58,49 +64,12 @@ def td_target(rew: Tensor, terminated: Tensor, next_q: Tensor, next_logp: Tensor
     return reward_scale * rew + (1.0 - terminated) * discount * (next_q - alpha * next_logp)
 
 
-def kl_matrix(coeff: list[float], num_tasks: int, device: torch.device) -> Tensor | None:
-    """beta[i, j] = weight of KL(pi_j || pi_i) in policy i's loss; the original's flat order is
-    1->1, 2->1, ..., N->1, 1->2, ... (source varies fastest). None when every weight is 0."""
-    if not any(coeff):
-        return None
-    values = torch.tensor(coeff, dtype=torch.float32, device=device)
-    beta = values.expand(num_tasks * num_tasks).clone() if len(coeff) == 1 else values
-    beta = beta.view(num_tasks, num_tasks)
-    return beta * (1.0 - torch.eye(num_tasks, device=device))
-
-
-KL_STATE_TYPES = ("all", "j", "i+j")  # the original's --sampling_type values that ran ("i" crashed there)
-
-
-def kl_states_per_task(kl_states: str, batch_size: int, num_tasks: int) -> int:
-    """States drawn from EACH task buffer for the DnC KL term, as the original sized them: all -> B/T
-    (pooled: B in total), j -> B, i+j -> B/2."""
-    sizes = {"all": batch_size // num_tasks, "j": batch_size, "i+j": batch_size // 2}
-    if kl_states not in sizes:
-        raise ValueError(f"unknown KL state type {kl_states!r}; valid: {', '.join(KL_STATE_TYPES)}")
-    return max(1, sizes[kl_states])
-
-
-def kl_sources(kl_states: str, num_tasks: int, device: torch.device) -> Tensor:
-    """(T_i, T_j, m): the buffers whose states score KL(pi_j || pi_i): every buffer (all), buffer j (j),
-    or buffers i and j (i+j), each contributing equally many states."""
-    t = num_tasks
-    i = torch.arange(t, device=device).view(t, 1, 1).expand(t, t, 1)
-    j = torch.arange(t, device=device).view(1, t, 1).expand(t, t, 1)
-    if kl_states == "all":
-        return torch.arange(t, device=device).view(1, 1, t).expand(t, t, t)
-    if kl_states == "j":
-        return j
-    if kl_states == "i+j":
-        return torch.cat([i, j], dim=-1)
-    raise ValueError(f"unknown KL state type {kl_states!r}; valid: {', '.join(KL_STATE_TYPES)}")
-
-
 class MultiTaskSAC:
     """Owns the per-task policies, critics, targets, temperatures and their optimisers."""
 
     def __init__(self, policy: TanhGaussianPolicy, critic: DoubleQ, num_tasks: int, act_dim: int, cfg: SACConfig,
-                 device: torch.device) -> None:
+                 device: torch.device, kl_state_weight: Callable[[Tensor], Tensor] | None = None) -> None:
+        """`kl_state_weight`: states (T, n, O) -> weights (T, n) of each state in the DnC penalty (--stagewise)."""
         self.cfg, self.num_tasks, self.device = cfg, num_tasks, device
         self.policy = policy.to(device)
         self.critic = critic.to(device)
@@ -113,8 +82,9 @@ class MultiTaskSAC:
         self.policy_opt = torch.optim.Adam(self.policy.parameters(), lr=cfg.lr, **fused)
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.lr, **fused)
         self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.lr, **fused)
-        self.kl_beta = kl_matrix(cfg.kl_coeff, num_tasks, device)
-        self.kl_sources = kl_sources(cfg.kl_states, num_tasks, device)
+        beta = kl_matrix(cfg.kl_coeff, num_tasks, device)
+        self.regulariser = (None if beta is None else
+                            PolicyRegulariser(beta, cfg.kl_states, cfg.kl_representation, kl_state_weight))
         self._critic_params = list(self.critic.parameters())
         self._target_params = list(self.critic_target.parameters())
 
@@ -128,7 +98,7 @@ class MultiTaskSAC:
         alpha = self.log_alpha.detach().exp().unsqueeze(-1)  # (T or 1, 1)
         noise_next = torch.randn_like(batch.act)  # drawn up front (same stream as drawing them in turn)
         noise_now = torch.randn_like(batch.act)
-        use_kl = self.kl_beta is not None and kl_obs is not None
+        use_kl = self.regulariser is not None and kl_obs is not None
         chunks = self._chunks(batch.act.shape[1], use_kl)
 
         self.critic_opt.zero_grad(set_to_none=True)
@@ -219,18 +189,9 @@ class MultiTaskSAC:
         return policy_losses.detach(), logp.detach()
 
     def _kl_penalty(self, states: Tensor) -> Tensor:
-        """Per task i: sum_j beta_ij * mean KL(pi_j || pi_i) over the states of pair (i, j)'s buffers
-        (`kl_sources`), pi_j held fixed; states (T_k, n, O) holds n states of every buffer k. (T,)"""
-        t, n = self.num_tasks, states.shape[1]
-        pooled = states.reshape(1, t * n, states.shape[-1]).expand(t, t * n, states.shape[-1])
-        mean, log_std = (x.view(t, t, n, -1) for x in self.policy.distribution(pooled))  # (T_policy, T_k, n, A)
-        src = self.kl_sources  # (T_i, T_j, m)
-        rows_i = torch.arange(t, device=src.device).view(t, 1, 1)
-        rows_j = torch.arange(t, device=src.device).view(1, t, 1)
-        mu_i, ls_i = mean[rows_i, src], log_std[rows_i, src]  # (T_i, T_j, m, n, A)
-        mu_j, ls_j = mean.detach()[rows_j, src], log_std.detach()[rows_j, src]
-        kl = ls_i - ls_j + ((2 * ls_j).exp() + (mu_j - mu_i).pow(2)) / (2 * (2 * ls_i).exp()) - 0.5
-        return (self.kl_beta * kl.mean(dim=(-1, -2, -3))).sum(-1)
+        """Per task i: DnC's penalty on `states` (T_k, n, O), n from every buffer k (qmp/learning/dnc.py). (T,)"""
+        assert self.regulariser is not None
+        return self.regulariser(self.policy, states)
 
     def state_dict(self) -> dict:
         return {
