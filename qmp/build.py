@@ -18,6 +18,7 @@ from qmp.environments.multitask import MultiTaskEnv
 from qmp.learning.buffer import Batch, MultiTaskReplayBuffer
 from qmp.learning.distill import Distillation
 from qmp.learning.dnc import first_stages
+from qmp.learning.mcal import MinOwnProbability, MultiCriticActor
 from qmp.learning.nets import DoubleQ, TanhGaussianPolicy
 from qmp.learning.policies import OwnPolicy, QSwitchMixture
 from qmp.learning.sac import MultiTaskSAC
@@ -34,6 +35,7 @@ class TrainingBatch:
     weights: Tensor | None  # (T, B) row weights (UDS drops shared rows by weight 0)
     kl_states: Tensor | None  # (T, n, O): states of the DnC KL term, n from each task buffer
     metrics: dict[str, Tensor]  # per-task metrics of the data itself, each (T,)
+    actor_states: Tensor | None = None  # (S, T, n, O): MCAL's all-task batches of its S actor steps
 
 
 class DataSource(Protocol):
@@ -70,6 +72,21 @@ class SharedData:
 
 
 @dataclass
+class MultiCriticData:
+    """MCAL: each task's own batch for its critic, and T all-task batches for the shared actor's T steps."""
+
+    own: OwnData
+    states_per_task: int
+
+    def sample(self) -> TrainingBatch:
+        buffer = self.own.buffer
+        steps = buffer.num_tasks
+        states = buffer.sample(steps * self.states_per_task).obs  # one gather for all the actor's steps
+        states = states.view(buffer.num_tasks, steps, self.states_per_task, -1).transpose(0, 1)
+        return TrainingBatch(buffer.sample(self.own.batch_per_task), None, None, {}, states)
+
+
+@dataclass
 class Parts:
     """Everything a run owns besides its counters (loop.Cursor)."""
 
@@ -78,7 +95,7 @@ class Parts:
     eval_env: MultiTaskEnv | None
     agent: MultiTaskSAC
     buffer: MultiTaskReplayBuffer
-    behaviour: OwnPolicy | QSwitchMixture  # collects the training data
+    behaviour: OwnPolicy | QSwitchMixture | MinOwnProbability  # collects the training data
     own_policy: OwnPolicy  # the headline evaluation (eval/*)
     eval_mixture: QSwitchMixture | None  # QMP's second evaluation (eval_mixture/*)
     data: DataSource
@@ -94,7 +111,8 @@ class Parts:
     def learn(self) -> dict[str, Tensor]:
         """One gradient step of every task on a fresh batch; per-task metrics, each (T,)."""
         data = self.data.sample()
-        return {**self.agent.update(data.batch, data.weights, data.kl_states), **data.metrics}
+        extra = {} if data.actor_states is None else {"actor_states": data.actor_states}
+        return {**self.agent.update(data.batch, data.weights, data.kl_states, **extra), **data.metrics}
 
     def close(self) -> None:
         self.env.close()
@@ -116,18 +134,23 @@ def build(settings: Settings, spec: MultiTaskSpec, device: torch.device) -> Part
     if settings.stagewise and spec.stage_of is None:
         raise ValueError(f"--stagewise true needs an env whose observations carry the stage; {spec.name} has none")
     weight = first_stages(spec.stage_of) if settings.stagewise and spec.stage_of is not None else None
-    agent = MultiTaskSAC(policy, critic, t, act_dim, settings.sac, device, kl_state_weight=weight)
+    agent_class = MultiTaskSAC if settings.actor_states_per_task is None else MultiCriticActor
+    agent = agent_class(policy, critic, t, act_dim, settings.sac, device, kl_state_weight=weight)
     own_policy = OwnPolicy(agent.policy)
-    behaviour: OwnPolicy | QSwitchMixture = own_policy
+    behaviour: OwnPolicy | QSwitchMixture | MinOwnProbability = own_policy
     eval_mixture = None
     if settings.qswitch is not None:
         q = settings.qswitch
         args = (agent.policy, agent.critic, t, q.sampling_freq, q.score, q.action)
         behaviour, eval_mixture = QSwitchMixture(*args), QSwitchMixture(*args)
+        if settings.min_own_probs is not None:
+            behaviour = MinOwnProbability(behaviour, list(settings.min_own_probs))
     schedule = settings.schedule
     buffer = MultiTaskReplayBuffer(t, schedule.replay_per_task, obs_dim, act_dim, device)
     own = OwnData(buffer, schedule.batch_per_task, settings.kl_states_per_task)
     data: DataSource = own
+    if settings.actor_states_per_task is not None:
+        data = MultiCriticData(own, settings.actor_states_per_task)
     if settings.uds_quantile is not None:
         sharing = UDSSharing(t, schedule.batch_per_task, spec.min_reward, settings.uds_quantile, device)
         data = SharedData(own, sharing, agent.critic)

@@ -185,10 +185,15 @@ def validate(cfg: Config, methods: list[str]) -> None:
     if cfg.sampling_type == "i":
         raise ConfigError("--sampling_type i crashed in the original and has no defined meaning here; "
                           "valid: all, j, i+j")
-    if cfg.sampling_type != "all" and not any(cfg.kl_coeff):
+    multi_critic = cfg.method in METHODS and METHODS[cfg.method].multi_critic
+    if (cfg.sampling_type != "all" and not any(cfg.kl_coeff) and cfg.distillation_period is None
+            and not multi_critic):
         raise ConfigError(f"--sampling_type {cfg.sampling_type} only chooses the states of the DnC KL term, "
-                          "which is off; "
+                          "of distillation or of MCAL's actor, and none is on; "
                           "give --kl_coeff > 0 (dnc_sac, qmp_dnc) or leave --sampling_type all")
+    if not all(0.0 <= p <= 1.0 for p in cfg.min_task_probs) or len(cfg.min_task_probs) not in (1, cfg.n_policies):
+        raise ConfigError(f"--min_task_probs takes 1 or n_policies = {cfg.n_policies} probabilities in [0, 1], "
+                          f"got {cfg.min_task_probs}")
     choices = {"qswitch_score": QSWITCH_SCORES, "qswitch_action": QSWITCH_ACTIONS, "vis_format": ("mp4", "gif"),
                "partition": ("task_id",), "sampling_type": ("all", "j", "i+j")}
     for name, valid in choices.items():

@@ -24,8 +24,8 @@ def _list(default: list, help: str, item: type) -> Any:
 
 @dataclass
 class Config:
-    method: str = _f("qmp_dnc", "experiment: sac, mtsac, dnc_sac, qmp_dnc, qmp_sac, uds_dnc, qmp_uds_dnc, resume",
-                     positional=True)
+    method: str = _f("qmp_dnc", "experiment: sac, mtsac, dnc_sac, qmp_dnc, qmp_sac, uds_dnc, qmp_uds_dnc, mcal, "
+                     "qmp_mcal, resume", positional=True)
     env: str = _f("JacoReachMT5-v1", "benchmark name (see README)")
     seed: int = _f(0, "seed of python, numpy, torch and the environments")
     name: str = _f("None", "run name, part of the run directory")
@@ -111,6 +111,8 @@ class Config:
                               "rows (tasks x batch), so activations stay in the CPU cache (0: all tasks at once)")
     torch_threads: int = _f(1, "torch CPU threads; 1 by default: small per-step ops gain nothing from more, "
                             "and 2 threads ran 40x slower when the other core was busy")
+    min_task_probs: list[float] = _list([0.0], "QMP-MCAL: task i executes its own policy with at least this "
+                                        "probability (one value, or one per task); 0: the Q-switch alone", float)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

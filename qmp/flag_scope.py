@@ -33,6 +33,7 @@ METHOD_FLAGS: dict[str, tuple[str, ...]] = {
     "stagewise": tuple(name for name in DNC_NAMED if name not in QMP_METHODS),
     "snapshot_dir": ("resume",),
     "use_pc_grad": SAC_FAMILY,
+    "min_task_probs": ("qmp_mcal",),
     "skip_alpha_pc_grad": SAC_FAMILY,
 }
 

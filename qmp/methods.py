@@ -22,6 +22,8 @@ class Method:
     shared_alpha: bool = False  # sac: one temperature
     architectures: tuple[str, ...] = ("separate",)  # allowed for both policy and critics
     allows_kl: bool = False
+    q_architectures: tuple[str, ...] | None = None  # allowed for the critics, if not `architectures`
+    multi_critic: bool = False  # MCAL: one shared actor trained by every task's own critic
 
 
 METHODS: dict[str, Method] = {
@@ -32,15 +34,21 @@ METHODS: dict[str, Method] = {
     "qmp_sac": Method("Parameters + QMP", True, False, True, architectures=NOT_SEPARATE),
     "uds_dnc": Method("Data (UDS)", False, True, False),
     "qmp_uds_dnc": Method("Data + QMP", True, True, False),
+    "mcal": Method("Multi-Critic Actor Learning (MCAL)", False, False, False, shared_alpha=True,
+                   architectures=("multihead",), q_architectures=("separate",), multi_critic=True),
+    "qmp_mcal": Method("MCAL + QMP", True, False, False, shared_alpha=True, architectures=("multihead",),
+                       q_architectures=("separate",), multi_critic=True),
 }
 
 
 def check_method(method: Method, name: str, policy_arch: str, q_arch: str, kl_coeff: list[float],
                  include_task_id: bool) -> str | None:
     """The reason a flag combination is invalid for this method, or None."""
-    for flag, arch in (("--policy_architecture", policy_arch), ("--Q_architecture", q_arch)):
-        if arch not in method.architectures:
-            return f"{name} needs {flag} in {{{', '.join(method.architectures)}}}, got {arch!r}"
+    q_archs = method.q_architectures or method.architectures
+    for flag, arch, valid in (("--policy_architecture", policy_arch, method.architectures),
+                              ("--Q_architecture", q_arch, q_archs)):
+        if arch not in valid:
+            return f"{name} needs {flag} in {{{', '.join(valid)}}}, got {arch!r}"
     if any(kl_coeff) and not method.allows_kl:
         return f"{name} does not take --kl_coeff (only dnc_sac and qmp_dnc do), got {kl_coeff}"
     if method.qswitch and include_task_id:

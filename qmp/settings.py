@@ -136,6 +136,10 @@ class Settings:
     """DnC's periodic distillation into a central policy; None: off."""
     stagewise: bool = False
     """DnC: only the states of the first two stages count in the penalty (the env's `stage_of`)."""
+    actor_states_per_task: int | None = None
+    """MCAL: states drawn from each buffer for each of the T actor steps of a gradient step; None: not MCAL."""
+    min_own_probs: tuple[float, ...] | None = None
+    """QMP-MCAL: the least probability of task i executing its own policy; None: the Q-switch alone."""
 
     @staticmethod
     def from_config(cfg: Config, num_tasks: int) -> Settings:
@@ -163,4 +167,7 @@ class Settings:
                                                kl_states_per_task(cfg.sampling_type, cfg.buffer_batch_size, num_tasks))
                           if cfg.distillation_period is not None else None),
             stagewise=cfg.stagewise,
+            actor_states_per_task=(kl_states_per_task(cfg.sampling_type, cfg.buffer_batch_size, num_tasks)
+                                   if method.multi_critic else None),
+            min_own_probs=tuple(cfg.min_task_probs) if method.qswitch and any(cfg.min_task_probs) else None,
         )

@@ -25,6 +25,8 @@ ARCH_FLAGS = {
     "sac": ["--policy_architecture", "multihead", "--Q_architecture", "multihead"],
     "mtsac": ["--policy_architecture", "multihead", "--Q_architecture", "multihead"],
     "qmp_sac": ["--policy_architecture", "multihead", "--Q_architecture", "multihead"],
+    "mcal": ["--policy_architecture", "multihead"],
+    "qmp_mcal": ["--policy_architecture", "multihead"],
 }
 
 

@@ -64,6 +64,16 @@ def td_target(rew: Tensor, terminated: Tensor, next_q: Tensor, next_logp: Tensor
     return reward_scale * rew + (1.0 - terminated) * discount * (next_q - alpha * next_logp)
 
 
+METRIC_ORDER = ("qf1_loss", "qf2_loss", "policy_loss", "alpha_loss", "alpha", "entropy", "q1", "q_target",
+                "kl_penalty")  # the columns of progress.csv keep this order
+
+
+def ordered_metrics(*parts: dict[str, Tensor]) -> dict[str, Tensor]:
+    """The metrics of a step's parts in METRIC_ORDER (then any others)."""
+    merged = {k: v for part in parts for k, v in part.items()}
+    return {k: merged[k] for k in (*METRIC_ORDER, *merged) if k in merged}
+
+
 class MultiTaskSAC:
     """Owns the per-task policies, critics, targets, temperatures and their optimisers."""
 
@@ -94,23 +104,35 @@ class MultiTaskSAC:
 
         Large batches of separate networks run in task chunks (`max_update_rows`): the gradients of
         the chunks add up to the same step, and each chunk's activations stay in the CPU cache."""
-        cfg = self.cfg
         alpha = self.log_alpha.detach().exp().unsqueeze(-1)  # (T or 1, 1)
         noise_next = torch.randn_like(batch.act)  # drawn up front (same stream as drawing them in turn)
         noise_now = torch.randn_like(batch.act)
         use_kl = self.regulariser is not None and kl_obs is not None
         chunks = self._chunks(batch.act.shape[1], use_kl)
+        critic = self._critic_step(batch, weights, alpha, noise_next, chunks)
+        kl = self._kl_penalty(kl_obs) if use_kl else None
+        actor = self._actor_and_alpha_step(batch.obs, weights, alpha, noise_now, chunks, kl)
+        self._polyak()
+        return ordered_metrics(critic, actor)
 
+    def _critic_step(self, batch: Batch, weights: Tensor | None, alpha: Tensor, noise: Tensor,
+                     chunks: list[slice | None]) -> dict[str, Tensor]:
+        """One step of the twin critics on `batch`; their metrics."""
         self.critic_opt.zero_grad(set_to_none=True)
-        critic_parts = [self._critic_chunk(batch, weights, alpha, noise_next, tasks) for tasks in chunks]
+        critic_parts = [self._critic_chunk(batch, weights, alpha, noise, tasks) for tasks in chunks]
         # (2, T), (T,), (T,)
         qf_losses, q1, target = (torch.cat(part, dim=-1) for part in zip(*critic_parts, strict=True))
         self.critic_opt.step()
+        return {"qf1_loss": qf_losses[0], "qf2_loss": qf_losses[1], "q1": q1, "q_target": target}
 
+    def _actor_and_alpha_step(self, obs: Tensor, weights: Tensor | None, alpha: Tensor, noise: Tensor,
+                              chunks: list[slice | None], kl: Tensor | None) -> dict[str, Tensor]:
+        """One step of the policies on the states `obs` (T, B, O) (plus the DnC penalty `kl`), then of the
+        temperatures on the same samples; their metrics."""
+        cfg = self.cfg
         self.critic.requires_grad_(False)  # the actor's loss must not leave gradients in the critic
         self.policy_opt.zero_grad(set_to_none=True)
-        kl = self._kl_penalty(kl_obs) if use_kl else None
-        actor_parts = [self._actor_chunk(batch, weights, alpha, noise_now, tasks, kl) for tasks in chunks]
+        actor_parts = [self._actor_chunk(obs, weights, alpha, noise, tasks, kl) for tasks in chunks]
         policy_losses, logp = (torch.cat(part, dim=0) for part in zip(*actor_parts, strict=True))  # (T,), (T, B)
         self.policy_opt.step()
         self.critic.requires_grad_(True)
@@ -124,22 +146,15 @@ class MultiTaskSAC:
         else:
             alpha_losses.sum().backward()
         self.alpha_opt.step()
-
-        with torch.no_grad():
-            torch._foreach_lerp_(self._target_params, self._critic_params, cfg.tau)
-        metrics = {
-            "qf1_loss": qf_losses[0],
-            "qf2_loss": qf_losses[1],
-            "policy_loss": policy_losses,
-            "alpha_loss": alpha_losses.detach(),
-            "alpha": alpha.squeeze(-1).expand(self.num_tasks),
-            "entropy": -weighted_mean(logp, weights),
-            "q1": q1,
-            "q_target": target,
-        }
+        metrics = {"policy_loss": policy_losses, "alpha_loss": alpha_losses.detach(),
+                   "alpha": alpha.squeeze(-1).expand(self.num_tasks), "entropy": -weighted_mean(logp, weights)}
         if kl is not None:
             metrics["kl_penalty"] = kl.detach()
         return metrics
+
+    def _polyak(self) -> None:
+        with torch.no_grad():
+            torch._foreach_lerp_(self._target_params, self._critic_params, self.cfg.tau)
 
     def _chunks(self, batch_size: int, use_kl: bool) -> list[slice | None]:
         """Task ranges of one gradient step: [None] (all tasks at once) unless the batch is large and
@@ -173,12 +188,12 @@ class MultiTaskSAC:
             qf_losses.sum().backward()
         return qf_losses.detach(), weighted_mean(q[0].detach(), w), weighted_mean(target, w)
 
-    def _actor_chunk(self, batch: Batch, weights: Tensor | None, alpha: Tensor, noise: Tensor, tasks: slice | None,
+    def _actor_chunk(self, obs: Tensor, weights: Tensor | None, alpha: Tensor, noise: Tensor, tasks: slice | None,
                      kl: Tensor | None) -> tuple[Tensor, Tensor]:
         """Backward of the policy losses of `tasks` (plus the KL penalty, never chunked); returns the
         losses (t,) and log-probabilities (t, B)."""
         r = lambda x: self._rows(x, tasks)  # noqa: E731
-        obs = r(batch.obs)
+        obs = r(obs)
         act, logp = self.policy(obs, noise=r(noise), tasks=tasks)
         q_pi = self.critic(obs, act, tasks).min(0).values
         policy_losses = weighted_mean(r(alpha) * logp - q_pi, r(weights))
