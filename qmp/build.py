@@ -16,6 +16,7 @@ from qmp.environments import make_spec
 from qmp.environments.base import MultiTaskSpec
 from qmp.environments.multitask import MultiTaskEnv
 from qmp.learning.buffer import Batch, MultiTaskReplayBuffer
+from qmp.learning.decaf import DECAFCritic
 from qmp.learning.distill import Distillation
 from qmp.learning.dnc import first_stages
 from qmp.learning.mcal import MinOwnProbability, MultiCriticActor
@@ -129,8 +130,9 @@ def build(settings: Settings, spec: MultiTaskSpec, device: torch.device) -> Part
     t, obs_dim, act_dim = spec.num_tasks, env.obs_dim, env.act_dim
     policy = TanhGaussianPolicy(net.policy_architecture, t, obs_dim, act_dim, list(net.hidden_sizes),
                                 net.include_task_id, net.double_tanh)
-    critic = DoubleQ(net.q_architecture, t, obs_dim, act_dim, list(net.hidden_sizes), net.include_task_id,
-                     net.layer_norm)
+    critic = (DECAFCritic(t, obs_dim, act_dim, list(net.hidden_sizes), net.layer_norm) if settings.decaf else
+              DoubleQ(net.q_architecture, t, obs_dim, act_dim, list(net.hidden_sizes), net.include_task_id,
+                      net.layer_norm))
     if settings.stagewise and spec.stage_of is None:
         raise ValueError(f"--stagewise true needs an env whose observations carry the stage; {spec.name} has none")
     weight = first_stages(spec.stage_of) if settings.stagewise and spec.stage_of is not None else None

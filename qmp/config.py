@@ -25,7 +25,7 @@ def _list(default: list, help: str, item: type) -> Any:
 @dataclass
 class Config:
     method: str = _f("qmp_dnc", "experiment: sac, mtsac, dnc_sac, qmp_dnc, qmp_sac, uds_dnc, qmp_uds_dnc, mcal, "
-                     "qmp_mcal, resume", positional=True)
+                     "qmp_mcal, decaf, resume", positional=True)
     env: str = _f("JacoReachMT5-v1", "benchmark name (see README)")
     seed: int = _f(0, "seed of python, numpy, torch and the environments")
     name: str = _f("None", "run name, part of the run directory")

@@ -16,7 +16,7 @@ from qmp.methods import METHODS
 
 QMP_METHODS = tuple(name for name, m in METHODS.items() if m.qswitch)
 UDS_METHODS = tuple(name for name, m in METHODS.items() if m.sharing)
-DNC_NAMED = tuple(name for name in METHODS if "dnc" in name)  # the original's test: "dnc" in the experiment name
+DNC_NAMED = tuple(name for name in METHODS if "dnc" in name or "decaf" in name)  # the original's test of the name
 SAC_FAMILY = tuple(name for name, m in METHODS.items() if m.sac_family)  # the original's SAC class and MoPSAC
 
 # flag -> the methods that take it (the original's, plus our own Q-switch options for the QMP methods)

@@ -24,6 +24,7 @@ class Method:
     allows_kl: bool = False
     q_architectures: tuple[str, ...] | None = None  # allowed for the critics, if not `architectures`
     multi_critic: bool = False  # MCAL: one shared actor trained by every task's own critic
+    decaf_critics: bool = False  # DECAF: task i's Q mixes every task's Q with learned weights
 
 
 METHODS: dict[str, Method] = {
@@ -38,6 +39,7 @@ METHODS: dict[str, Method] = {
                    architectures=("multihead",), q_architectures=("separate",), multi_critic=True),
     "qmp_mcal": Method("MCAL + QMP", True, False, False, shared_alpha=True, architectures=("multihead",),
                        q_architectures=("separate",), multi_critic=True),
+    "decaf": Method("DECAF", False, False, False, decaf_critics=True),
 }
 
 

@@ -140,6 +140,8 @@ class Settings:
     """MCAL: states drawn from each buffer for each of the T actor steps of a gradient step; None: not MCAL."""
     min_own_probs: tuple[float, ...] | None = None
     """QMP-MCAL: the least probability of task i executing its own policy; None: the Q-switch alone."""
+    decaf: bool = False
+    """DECAF critics: task i's Q is a learned mixture of every task's Q."""
 
     @staticmethod
     def from_config(cfg: Config, num_tasks: int) -> Settings:
@@ -170,4 +172,5 @@ class Settings:
             actor_states_per_task=(kl_states_per_task(cfg.sampling_type, cfg.buffer_batch_size, num_tasks)
                                    if method.multi_critic else None),
             min_own_probs=tuple(cfg.min_task_probs) if method.qswitch and any(cfg.min_task_probs) else None,
+            decaf=method.decaf_critics,
         )

@@ -18,6 +18,7 @@ RUNS = {
     "mtsac_pcgrad": ["mtsac", *MULTIHEAD, "--use_pc_grad", "true", "--skip_alpha_pc_grad", "false"],
     "dnc_representation_distill": ["dnc_sac", "--kl_coeff", "0.01", "--regularize_representation", "true", *DISTILL],
     "qmp_dnc_distill": ["qmp_dnc", *DISTILL],
+    "decaf": ["decaf"],
     "mcal": ["mcal", "--policy_architecture", "multihead"],
     "qmp_mcal_min_own": ["qmp_mcal", "--policy_architecture", "multihead", "--min_task_probs", "0.2"],
 }

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from qmp.learning.buffer import Batch
+from qmp.learning.decaf import DECAFCritic
 from qmp.learning.dnc import KL_STATE_TYPES, PolicyRegulariser, kl_matrix, kl_states_per_task
 from qmp.learning.nets import DoubleQ, TanhGaussianPolicy
 from qmp.learning.pcgrad import pc_backward
@@ -77,8 +78,9 @@ def ordered_metrics(*parts: dict[str, Tensor]) -> dict[str, Tensor]:
 class MultiTaskSAC:
     """Owns the per-task policies, critics, targets, temperatures and their optimisers."""
 
-    def __init__(self, policy: TanhGaussianPolicy, critic: DoubleQ, num_tasks: int, act_dim: int, cfg: SACConfig,
-                 device: torch.device, kl_state_weight: Callable[[Tensor], Tensor] | None = None) -> None:
+    def __init__(self, policy: TanhGaussianPolicy, critic: DoubleQ | DECAFCritic, num_tasks: int, act_dim: int,
+                 cfg: SACConfig, device: torch.device,
+                 kl_state_weight: Callable[[Tensor], Tensor] | None = None) -> None:
         """`kl_state_weight`: states (T, n, O) -> weights (T, n) of each state in the DnC penalty (--stagewise)."""
         self.cfg, self.num_tasks, self.device = cfg, num_tasks, device
         self.policy = policy.to(device)
