@@ -154,7 +154,11 @@ def build(settings: Settings, spec: MultiTaskSpec, device: torch.device) -> Part
     if settings.actor_states_per_task is not None:
         data = MultiCriticData(own, settings.actor_states_per_task)
     if settings.uds_quantile is not None:
-        sharing = UDSSharing(t, schedule.batch_per_task, spec.min_reward, settings.uds_quantile, device)
+        if settings.supervised_sharing and spec.reward is None:
+            raise ValueError(f"--unsupervised false needs an env whose reward is a function of (s, a, s'); "
+                             f"{spec.name}'s is not")
+        sharing = UDSSharing(t, schedule.batch_per_task, spec.min_reward, settings.uds_quantile, device,
+                             spec.reward if settings.supervised_sharing else None)
         data = SharedData(own, sharing, agent.critic)
     d = settings.distillation
     distillation = (None if d is None else Distillation(agent.policy, buffer, obs_dim, act_dim, list(net.hidden_sizes),

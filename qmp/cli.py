@@ -138,7 +138,7 @@ _POSITIVE = ("n_epochs", "batch_size", "steps_per_epoch", "gradient_steps_per_it
              "evaluation_frequency", "snapshot_gap", "policy_sampling_freq", "n_policies",
              "vis_width", "vis_height", "vis_fps", "vis_num", "torch_threads")
 _NON_NEGATIVE = ("min_buffer_size", "num_evaluation_episodes", "seed", "max_update_rows")
-_UNSUPPORTED = {"norm_obs": False, "unsupervised": True, "control_penalty": 0.0}
+_UNSUPPORTED = {"norm_obs": False, "control_penalty": 0.0}
 
 
 def validate(cfg: Config, methods: list[str]) -> None:
@@ -223,10 +223,12 @@ def validate(cfg: Config, methods: list[str]) -> None:
     if cfg.distillation_period is not None and cfg.include_task_id:
         raise ConfigError("--distillation_period needs --include_task_id false: the central policy is one network "
                           "for every task's states")
-    if cfg.stagewise and cfg.env in ENVS and "stages" not in ENVS[cfg.env].capabilities:
-        staged = [name for name, entry in ENVS.items() if "stages" in entry.capabilities]
-        raise ConfigError(f"--stagewise true needs an env whose observations carry the stage; {cfg.env} has none; "
-                          f"valid: {', '.join(staged)}")
+    for flag, wanted, needed, what in (("--stagewise true", cfg.stagewise, "stages", "observations carry the stage"),
+                                       ("--unsupervised false", not cfg.unsupervised, "reward",
+                                        "reward is a function of (s, a, s')")):
+        if wanted and cfg.env in ENVS and needed not in ENVS[cfg.env].capabilities:
+            valid = [name for name, entry in ENVS.items() if needed in entry.capabilities]
+            raise ConfigError(f"{flag} needs an env whose {what}; {cfg.env} is not one; valid: {', '.join(valid)}")
     if cfg.multihead_double_tanh and cfg.policy_architecture != "multihead":
         raise ConfigError("--multihead_double_tanh true needs --policy_architecture multihead, "
                           f"got {cfg.policy_architecture!r}")

@@ -91,7 +91,8 @@ class Config:
                          "> 0 and an env whose observations carry the stage)")
     policy_sampling_freq: int = _f(1, "QMP: re-select the policy every this many steps")
     sharing_quantile: float = _f(0.0, "UDS: keep shared data above this quantile of own Q1 (0 keeps all)")
-    unsupervised: bool = _f(True, "UDS: relabel shared rewards with the env minimum (must be true)")
+    unsupervised: bool = _f(True, "UDS: relabel shared rewards with the env minimum; false: with the receiving "
+                            "task's own reward (CDS; envs whose reward is a function of (s, a, s'))")
     # new in this project
     run_dir: str | None = _f(None, "exact run directory (default: {log_dir}/{env}/{method}/{name}/seed{seed})")
     log_dir: str = _f("data", "root of the default run directories")

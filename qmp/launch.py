@@ -175,6 +175,9 @@ def train(cfg: Config) -> Path:
                           f"give --n_policies {spec.num_tasks}")
     if cfg.stagewise and spec.stage_of is None:
         raise ConfigError(f"--stagewise true needs an env whose observations carry the stage; {cfg.env} has none")
+    if not cfg.unsupervised and spec.reward is None:
+        raise ConfigError(f"--unsupervised false needs an env whose reward is a function of (s, a, s'); "
+                          f"{cfg.env}'s is not")
     settings = Settings.from_config(cfg, spec.num_tasks)
     parts = build(settings, spec, device)
     try:

@@ -142,6 +142,8 @@ class Settings:
     """QMP-MCAL: the least probability of task i executing its own policy; None: the Q-switch alone."""
     decaf: bool = False
     """DECAF critics: task i's Q is a learned mixture of every task's Q."""
+    supervised_sharing: bool = False
+    """UDS methods with --unsupervised false: shared rewards are task i's own reward of the transition."""
 
     @staticmethod
     def from_config(cfg: Config, num_tasks: int) -> Settings:
@@ -173,4 +175,5 @@ class Settings:
                                    if method.multi_critic else None),
             min_own_probs=tuple(cfg.min_task_probs) if method.qswitch and any(cfg.min_task_probs) else None,
             decaf=method.decaf_critics,
+            supervised_sharing=method.sharing and not cfg.unsupervised,
         )

@@ -11,8 +11,9 @@ import pytest
 from tests.helpers import tiny_flags, train, without_time
 
 MULTIHEAD = ["--policy_architecture", "multihead", "--Q_architecture", "multihead"]
-JACO, METAWORLD = "JacoReachMT5-v1", "MetaWorldCDS-v1"
-ENVS = {JACO: (5, 200, True), METAWORLD: (4, 500, False)}  # tasks, horizon, evaluate
+JACO, METAWORLD, MAZE = "JacoReachMT5-v1", "MetaWorldCDS-v1", "MazeLarge-10-v0"
+ENVS = {JACO: (5, 200, True), METAWORLD: (4, 500, False), MAZE: (2, 600, False)}  # tasks, horizon, evaluate
+ENV_FLAGS = {MAZE: ["--task_name", "0,9", "--n_policies", "2"]}
 DISTILL = ["--distillation_period", "1", "--distillation_n_epochs", "3"]  # distills after epoch 1 (on Jaco: 2 epochs)
 RUNS = {
     "mtsac_pcgrad": ["mtsac", *MULTIHEAD, "--use_pc_grad", "true", "--skip_alpha_pc_grad", "false"],
@@ -23,13 +24,16 @@ RUNS = {
     "qmp_mcal_min_own": ["qmp_mcal", "--policy_architecture", "multihead", "--min_task_probs", "0.2"],
 }
 STAGED = {"dnc_stagewise": ["dnc_sac", "--kl_coeff", "0.01", "--stagewise", "true"]}  # envs with stages only
-CASES = [(run, env) for run in sorted(RUNS) for env in sorted(ENVS)] + [(run, JACO) for run in sorted(STAGED)]
+REWARD = {"uds_supervised": ["uds_dnc", "--unsupervised", "false"]}  # envs with a reward of (s, a, s') only
+CASES = ([(run, env) for run in sorted(RUNS) for env in (JACO, METAWORLD)] + [(run, JACO) for run in sorted(STAGED)]
+         + [(run, MAZE) for run in sorted(REWARD)])
 
 
 @pytest.mark.parametrize(("run", "env"), CASES)
 def test_trains_end_to_end(run: str, env: str, tmp_path: Path) -> None:
     tasks, horizon, evaluate = ENVS[env]
-    method, *flags = {**RUNS, **STAGED}[run]
+    method, *flags = {**RUNS, **STAGED, **REWARD}[run]
+    flags = [*ENV_FLAGS.get(env, []), *flags]
     distills = "--distillation_period" in flags and env == JACO  # 2 epochs; Meta-World's would take 20 s
     rows = train(method, env, tmp_path, *tiny_flags(tasks, horizon, evaluate), "--n_epochs", "2" if distills else "1",
                  "--steps_per_epoch", "1", *flags)
@@ -44,10 +48,10 @@ def test_trains_end_to_end(run: str, env: str, tmp_path: Path) -> None:
         assert math.isfinite(float(row["train/distillation_loss"]))
 
 
-@pytest.mark.parametrize("run", sorted(RUNS))
+@pytest.mark.parametrize("run", sorted({**RUNS, **REWARD}))
 def test_resume_continues_exactly(run: str, tmp_path: Path) -> None:
     """Stopped after 2 epochs and resumed by the same command with 4: the rows of an uninterrupted run."""
-    method, *flags = RUNS[run]
+    method, *flags = {**RUNS, **REWARD}[run]
     flags = [*tiny_flags(4, 20), *flags]
     full = train(method, "ToyReach-v0", tmp_path / "full", *flags, "--n_epochs", "4")
     train(method, "ToyReach-v0", tmp_path / "split", *flags, "--n_epochs", "2")

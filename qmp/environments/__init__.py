@@ -33,7 +33,8 @@ class EnvEntry:
     horizon: int = 0
     """Steps of an episode (the spec's max_episode_steps), known without importing the simulator."""
     capabilities: tuple[str, ...] = ()
-    """What its spec provides beyond the contract, known before import: "stages" (`stage_of`)."""
+    """What its spec provides beyond the contract, known before import: "stages" (`stage_of`), "reward"
+    (`reward`, task i's reward of any transition)."""
 
 
 ENVS: dict[str, EnvEntry] = {
@@ -45,7 +46,7 @@ ENVS: dict[str, EnvEntry] = {
     "MazeLarge-10-v0": EnvEntry("qmp.environments.maze:maze_large_10", {
         "n_policies": 10, "n_epochs": 2000, "batch_size": 6000, "gradient_steps_per_itr": 1000,
         "min_buffer_size": 3000, "buffer_batch_size": 256, "num_evaluation_episodes": 100, "evaluation_frequency": 20,
-    }, ("task_name", "sparse_tasks"), horizon=600),
+    }, ("task_name", "sparse_tasks"), horizon=600, capabilities=("reward",)),
     "Walker2dMT4-v0": EnvEntry("qmp.environments.walker:walker2d_mt4", {
         "n_policies": 4, "n_epochs": 2000, "batch_size": 4000, "gradient_steps_per_itr": 6000,
         "num_evaluation_episodes": 40, "evaluation_frequency": 20,
@@ -75,7 +76,7 @@ ENVS: dict[str, EnvEntry] = {
         "n_policies": 4, "n_epochs": 30, "batch_size": 80, "gradient_steps_per_itr": 160,
         "min_buffer_size": 100, "buffer_batch_size": 64, "hidden_sizes": [64, 64], "lr": 1e-3,
         "num_evaluation_episodes": 8,
-    }, horizon=20),
+    }, horizon=20, capabilities=("reward",)),
 }
 
 

@@ -55,6 +55,10 @@ class MultiTaskSpec:
     # The stage of each observation (torch, any leading shape -> integer tensor), where the observation
     # carries it; DnC's --stagewise reads it. None: the benchmark has no stages
     stage_of: Callable[[Any], Any] | None = None
+    # Task i's reward of transitions, where it is a function of (s, a, s') alone: (task index (T, 1) or
+    # (T, S), obs, act, next_obs (T, S, ...) torch) -> rewards (T, S); supervised data sharing
+    # (--unsupervised false) relabels with it. None: the reward needs state the transition does not carry
+    reward: Callable[[Any, Any, Any, Any], Any] | None = None
 
     @property
     def num_tasks(self) -> int:
