@@ -24,6 +24,13 @@ def garage_only_warnings(argv: list[str]) -> list[str]:
             for flag in GARAGE_ONLY_FLAGS if any(arg == f"--{flag}" or arg.startswith(f"--{flag}=") for arg in argv)]
 
 
+def reading_notes(cfg: Config) -> list[str]:
+    """Values read as the original read them, where that is not what they say (printed as warnings)."""
+    if cfg.target_entropy == 0:
+        return ["--target_entropy 0 is read as the original read it (a falsy value is unset): -dim(A)"]
+    return []
+
+
 def str2bool(value: str) -> bool:
     lowered = value.lower()
     if lowered in ("true", "1", "yes", "t", "y"):
@@ -194,6 +201,10 @@ def validate(cfg: Config, methods: list[str]) -> None:
     if not all(0.0 <= p <= 1.0 for p in cfg.min_task_probs) or len(cfg.min_task_probs) not in (1, cfg.n_policies):
         raise ConfigError(f"--min_task_probs takes 1 or n_policies = {cfg.n_policies} probabilities in [0, 1], "
                           f"got {cfg.min_task_probs}")
+    if cfg.partition == "random":
+        raise ConfigError("--partition random (each episode acted and stored by a policy drawn at random instead "
+                          "of its task's) is not supported: here policy i is task i's, the first axis of every "
+                          "tensor, and the task buffers fill in lockstep; valid: task_id")
     choices = {"qswitch_score": QSWITCH_SCORES, "qswitch_action": QSWITCH_ACTIONS, "vis_format": ("mp4", "gif"),
                "partition": ("task_id",), "sampling_type": ("all", "j", "i+j")}
     for name, valid in choices.items():

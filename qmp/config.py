@@ -40,13 +40,15 @@ class Config:
     gradient_steps_per_itr: int = _f(1000, "gradient steps per collection cycle, split across tasks (DnC family)")
     min_buffer_size: int = _f(10000, "warm-up: steps per task buffer (total for sac/mtsac) before training")
     target_update_tau: float = _f(5e-3, "Polyak step of the target critics, every gradient step")
-    target_entropy: float | None = _f(None, "SAC target entropy; default -dim(A)")
+    target_entropy: float | None = _f(None, "SAC target entropy; default -dim(A); 0 also means -dim(A), as the "
+                                      "original read it")
     discount: float = _f(0.99, "discount factor")
     buffer_batch_size: int = _f(32, "batch per task and step (DnC family); total batch (sac/mtsac)")
     reward_scale: float = _f(1.0, "multiplies the reward in the TD target")
     steps_per_epoch: int = _f(1, "collection/training cycles per epoch")
     hidden_sizes: list[int] = _list([256, 256], "hidden layer sizes of every policy and critic", int)
-    layer_norm: bool = _f(False, "layer norm in the critics")
+    layer_norm: bool = _f(False, "layer norm in the critics, where garage put it: on each hidden layer's input, "
+                          "the raw (s, a) included")
     use_pc_grad: bool = _f(False, "PCGrad: project conflicting per-task gradients of critics and policy "
                            "(sac, mtsac, qmp_sac)")
     skip_alpha_pc_grad: bool = _f(True, "with --use_pc_grad true: leave the temperature out of PCGrad "

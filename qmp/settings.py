@@ -159,7 +159,8 @@ class Settings:
             network=NetworkSettings(cfg.policy_architecture, cfg.Q_architecture, tuple(cfg.hidden_sizes),
                                     cfg.include_task_id, cfg.layer_norm, cfg.multihead_double_tanh),
             sac=SACConfig(lr=cfg.lr, discount=cfg.discount, tau=cfg.target_update_tau, reward_scale=cfg.reward_scale,
-                          target_entropy=cfg.target_entropy, alpha_loss="exp" if method.sac_family else "log",
+                          target_entropy=cfg.target_entropy or None,  # 0 is unset, as the original read it
+                          alpha_loss="exp" if method.sac_family else "log",
                           shared_alpha=method.shared_alpha, kl_coeff=list(cfg.kl_coeff), kl_states=cfg.sampling_type,
                           kl_representation=cfg.regularize_representation,
                           max_update_rows=cfg.max_update_rows, pc_grad=cfg.use_pc_grad,

@@ -81,10 +81,11 @@ class EnsembleMLP(nn.Module):
         super().__init__()
         sizes = [in_features, *hidden_sizes]
         self.hidden = nn.ModuleList(EnsembleLinear(n, a, b, init) for a, b in zip(sizes[:-1], sizes[1:], strict=True))
-        self.norm_shapes = [(h,) for h in hidden_sizes] if layer_norm else []
-        self.norm_weight = (nn.ParameterList(nn.Parameter(torch.ones(n, 1, h)) for h in hidden_sizes)
+        # garage's placement: each hidden layer's input is normalised (the raw input too), the output layer's not
+        self.norm_shapes = [(h,) for h in sizes[:-1]] if layer_norm else []
+        self.norm_weight = (nn.ParameterList(nn.Parameter(torch.ones(n, 1, h)) for h in sizes[:-1])
                             if layer_norm else None)
-        self.norm_bias = (nn.ParameterList(nn.Parameter(torch.zeros(n, 1, h)) for h in hidden_sizes)
+        self.norm_bias = (nn.ParameterList(nn.Parameter(torch.zeros(n, 1, h)) for h in sizes[:-1])
                           if layer_norm else None)
         self.out = EnsembleLinear(n, sizes[-1], out_features, init) if out_features is not None else None
 
@@ -95,12 +96,12 @@ class EnsembleMLP(nn.Module):
     def features(self, x: Tensor, members: slice | None = None) -> Tensor:
         """The last hidden layer's activations (DnC's representation penalty)."""
         for k, layer in enumerate(self.hidden):
-            x = layer(x, members)
             if self.norm_weight is not None:
                 weight, bias = self.norm_weight[k], self.norm_bias[k]
                 if members is not None:
                     weight, bias = weight[members], bias[members]
                 x = F.layer_norm(x, self.norm_shapes[k]) * weight + bias
+            x = layer(x, members)
             x = F.relu(x, inplace=True)  # in place: the layer's backward needs its input, not its output
         return x
 
