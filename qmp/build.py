@@ -125,8 +125,9 @@ class Parts:
 
 def build(settings: Settings, spec: MultiTaskSpec, device: torch.device) -> Parts:
     cfg, net = settings.cfg, settings.network
-    env = MultiTaskEnv(spec, cfg.seed)
-    eval_env = MultiTaskEnv(spec, cfg.seed, evaluation=True) if settings.evaluation.episodes > 0 else None
+    env = MultiTaskEnv(spec, cfg.seed, normalize_obs=cfg.norm_obs)
+    eval_env = (MultiTaskEnv(spec, cfg.seed, evaluation=True, normalizer=env.normalizer)
+                if settings.evaluation.episodes > 0 else None)
     t, obs_dim, act_dim = spec.num_tasks, env.obs_dim, env.act_dim
     policy = TanhGaussianPolicy(net.policy_architecture, t, obs_dim, act_dim, list(net.hidden_sizes),
                                 net.include_task_id, net.double_tanh)
@@ -168,6 +169,7 @@ def build(settings: Settings, spec: MultiTaskSpec, device: torch.device) -> Part
     if v.frequency > 0:
         render_spec = partial(make_spec, cfg.env, sparse_tasks=cfg.sparse_tasks, task_name=cfg.task_name,
                               render_mode="rgb_array")
-        video = VideoRecorder(render_spec, cfg.seed, max(v.episodes // t, 1), v.width, v.height, v.fps, v.format)
+        video = VideoRecorder(render_spec, cfg.seed, max(v.episodes // t, 1), v.width, v.height, v.fps, v.format,
+                              env.normalizer)
     return Parts(spec, env, eval_env, agent, buffer, behaviour, own_policy, eval_mixture, data, schedule, video,
                  distillation)

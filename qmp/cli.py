@@ -145,7 +145,7 @@ _POSITIVE = ("n_epochs", "batch_size", "steps_per_epoch", "gradient_steps_per_it
              "evaluation_frequency", "snapshot_gap", "policy_sampling_freq", "n_policies",
              "vis_width", "vis_height", "vis_fps", "vis_num", "torch_threads")
 _NON_NEGATIVE = ("min_buffer_size", "num_evaluation_episodes", "seed", "max_update_rows")
-_UNSUPPORTED = {"norm_obs": False, "control_penalty": 0.0}
+_UNSUPPORTED = {"control_penalty": 0.0}
 
 
 def validate(cfg: Config, methods: list[str]) -> None:
@@ -201,6 +201,10 @@ def validate(cfg: Config, methods: list[str]) -> None:
     if not all(0.0 <= p <= 1.0 for p in cfg.min_task_probs) or len(cfg.min_task_probs) not in (1, cfg.n_policies):
         raise ConfigError(f"--min_task_probs takes 1 or n_policies = {cfg.n_policies} probabilities in [0, 1], "
                           f"got {cfg.min_task_probs}")
+    if cfg.norm_obs and (cfg.stagewise or not cfg.unsupervised):
+        other = "--stagewise true" if cfg.stagewise else "--unsupervised false"
+        raise ConfigError(f"--norm_obs true cannot go with {other}, which reads the raw observation "
+                          "(the stage one-hot, the reward's inputs)")
     if cfg.partition == "random":
         raise ConfigError("--partition random (each episode acted and stored by a policy drawn at random instead "
                           "of its task's) is not supported: here policy i is task i's, the first axis of every "

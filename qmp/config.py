@@ -36,7 +36,8 @@ class Config:
     wandb_project: str = _f("p-task-mod", "wandb project")
     wandb_entity: str = _f("clvr", "wandb entity")
     discrete_action: bool = _f(False, "unused by the original; accepted")
-    norm_obs: bool = _f(False, "running observation normalisation (not supported; must be false)")
+    norm_obs: bool = _f(False, "garage's running normalisation of each task's observations (mean and variance "
+                        "moving by 0.001 per observation)")
     gradient_steps_per_itr: int = _f(1000, "gradient steps per collection cycle, split across tasks (DnC family)")
     min_buffer_size: int = _f(10000, "warm-up: steps per task buffer (total for sac/mtsac) before training")
     target_update_tau: float = _f(5e-3, "Polyak step of the target critics, every gradient step")

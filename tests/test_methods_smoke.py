@@ -20,6 +20,7 @@ RUNS = {
     "dnc_representation_distill": ["dnc_sac", "--kl_coeff", "0.01", "--regularize_representation", "true", *DISTILL],
     "qmp_dnc_distill": ["qmp_dnc", *DISTILL],
     "decaf": ["decaf"],
+    "qmp_dnc_norm_obs": ["qmp_dnc", "--norm_obs", "true"],
     "mcal": ["mcal", "--policy_architecture", "multihead"],
     "qmp_mcal_min_own": ["qmp_mcal", "--policy_architecture", "multihead", "--min_task_probs", "0.2"],
 }
