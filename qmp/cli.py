@@ -13,7 +13,7 @@ from typing import Any
 from qmp.config import Config, replay_capacity
 from qmp.domain_knowledge import STAGE_TARGETS, mixture_error
 from qmp.environments import ENVS, is_custom
-from qmp.flag_scope import RULE_FLAGS, env_option_error, given_flags, rule_scope_error, scope_error
+from qmp.flag_scope import RULE_FLAGS, dependency_error, env_option_error, given_flags, rule_scope_error, scope_error
 from qmp.methods import ARCHITECTURES, METHODS, QSWITCH_ACTIONS, QSWITCH_RULES, QSWITCH_SCORES, check_method
 
 GARAGE_ONLY_FLAGS = ("sampler_type", "worker_type", "max_n_worker")
@@ -23,6 +23,13 @@ def garage_only_warnings(argv: list[str]) -> list[str]:
     """One warning per garage-only flag on the command line (accepted for old SLURM lines, ignored)."""
     return [f"--{flag} only meant something inside garage; it is accepted and ignored"
             for flag in GARAGE_ONLY_FLAGS if any(arg == f"--{flag}" or arg.startswith(f"--{flag}=") for arg in argv)]
+
+
+def reading_notes(cfg: Config) -> list[str]:
+    """Values read as the original read them, where that is not what they say (printed as warnings)."""
+    if cfg.target_entropy == 0:
+        return ["--target_entropy 0 is read as the original read it (a falsy value is unset): -dim(A)"]
+    return []
 
 
 def str2bool(value: str) -> bool:
@@ -130,7 +137,8 @@ def parse_args(argv: list[str], methods: list[str] | None = None, envs: list[str
     validate(cfg, methods)
     given = given_flags(parser, argv)
     qswitch = cfg.method in METHODS and METHODS[cfg.method].qswitch
-    reason = scope_error(cfg.method, given) or (rule_scope_error(cfg.qswitch_rule, given) if qswitch else None)
+    reason = scope_error(cfg.method, given) or (rule_scope_error(cfg.qswitch_rule, given) if qswitch else None) \
+        or dependency_error(cfg, given)
     if reason:
         raise ConfigError(reason)
     return cfg
@@ -140,8 +148,7 @@ _POSITIVE = ("n_epochs", "batch_size", "steps_per_epoch", "gradient_steps_per_it
              "evaluation_frequency", "snapshot_gap", "policy_sampling_freq", "n_policies",
              "vis_width", "vis_height", "vis_fps", "vis_num", "torch_threads")
 _NON_NEGATIVE = ("min_buffer_size", "num_evaluation_episodes", "seed", "max_update_rows")
-_UNSUPPORTED = {"norm_obs": False, "use_pc_grad": False, "regularize_representation": False,
-                "distillation_period": None, "stagewise": False, "unsupervised": True, "control_penalty": 0.0}
+_UNSUPPORTED = {"control_penalty": 0.0}
 
 
 def validate(cfg: Config, methods: list[str]) -> None:
@@ -188,10 +195,23 @@ def validate(cfg: Config, methods: list[str]) -> None:
     if cfg.sampling_type == "i":
         raise ConfigError("--sampling_type i crashed in the original and has no defined meaning here; "
                           "valid: all, j, i+j")
-    if cfg.sampling_type != "all" and not any(cfg.kl_coeff):
+    multi_critic = cfg.method in METHODS and METHODS[cfg.method].multi_critic
+    if (cfg.sampling_type != "all" and not any(cfg.kl_coeff) and cfg.distillation_period is None
+            and not multi_critic):
         raise ConfigError(f"--sampling_type {cfg.sampling_type} only chooses the states of the DnC KL term, "
-                          "which is off; "
+                          "of distillation or of MCAL's actor, and none is on; "
                           "give --kl_coeff > 0 (dnc_sac, qmp_dnc) or leave --sampling_type all")
+    if not all(0.0 <= p <= 1.0 for p in cfg.min_task_probs) or len(cfg.min_task_probs) not in (1, cfg.n_policies):
+        raise ConfigError(f"--min_task_probs takes 1 or n_policies = {cfg.n_policies} probabilities in [0, 1], "
+                          f"got {cfg.min_task_probs}")
+    if cfg.norm_obs and (cfg.stagewise or not cfg.unsupervised):
+        other = "--stagewise true" if cfg.stagewise else "--unsupervised false"
+        raise ConfigError(f"--norm_obs true cannot go with {other}, which reads the raw observation "
+                          "(the stage one-hot, the reward's inputs)")
+    if cfg.partition == "random":
+        raise ConfigError("--partition random (each episode acted and stored by a policy drawn at random instead "
+                          "of its task's) is not supported: here policy i is task i's, the first axis of every "
+                          "tensor, and the task buffers fill in lockstep; valid: task_id")
     choices = {"qswitch_score": QSWITCH_SCORES, "qswitch_action": QSWITCH_ACTIONS, "qswitch_rule": QSWITCH_RULES,
                "vis_format": ("mp4", "gif"),
                "partition": ("task_id",), "sampling_type": ("all", "j", "i+j")}
@@ -215,6 +235,19 @@ def validate(cfg: Config, methods: list[str]) -> None:
         raise ConfigError(f"--min_buffer_size {cfg.min_buffer_size} needs {warmup} transitions per task "
                           "but the replay keeps "
                           f"{capacity} per task (--replay_buffer_size): the warm-up would never end")
+    if cfg.distillation_period is not None and cfg.distillation_period <= 0:
+        raise ConfigError(f"--distillation_period must be positive (epochs), got {cfg.distillation_period}")
+    if cfg.distillation_n_epochs <= 0:
+        raise ConfigError(f"--distillation_n_epochs must be positive (steps), got {cfg.distillation_n_epochs}")
+    if cfg.distillation_period is not None and cfg.include_task_id:
+        raise ConfigError("--distillation_period needs --include_task_id false: the central policy is one network "
+                          "for every task's states")
+    for flag, wanted, needed, what in (("--stagewise true", cfg.stagewise, "stages", "observations carry the stage"),
+                                       ("--unsupervised false", not cfg.unsupervised, "reward",
+                                        "reward is a function of (s, a, s')")):
+        if wanted and cfg.env in ENVS and needed not in ENVS[cfg.env].capabilities:
+            valid = [name for name, entry in ENVS.items() if needed in entry.capabilities]
+            raise ConfigError(f"{flag} needs an env whose {what}; {cfg.env} is not one; valid: {', '.join(valid)}")
     if cfg.multihead_double_tanh and cfg.policy_architecture != "multihead":
         raise ConfigError("--multihead_double_tanh true needs --policy_architecture multihead, "
                           f"got {cfg.policy_architecture!r}")

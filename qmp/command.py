@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from qmp.cli import ConfigError, garage_only_warnings, parse_args, validate
+from qmp.cli import ConfigError, garage_only_warnings, parse_args, reading_notes, validate
 from qmp.config import Config
 from qmp.environments import ENVS
 from qmp.faults import EXIT_BAD_INPUT
@@ -52,7 +52,7 @@ def main(argv: list[str]) -> int:
     except ConfigError as exc:
         print(f"run.py: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    for message in garage_only_warnings(argv):
+    for message in [*garage_only_warnings(argv), *reading_notes(cfg)]:
         print(f"run.py: warning: {message}", file=sys.stderr)
     return train_to_exit_code(cfg)
 

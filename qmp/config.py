@@ -35,19 +35,24 @@ class Config:
     wandb_project: str = _f("p-task-mod", "wandb project")
     wandb_entity: str = _f("clvr", "wandb entity")
     discrete_action: bool = _f(False, "unused by the original; accepted")
-    norm_obs: bool = _f(False, "running observation normalisation (not supported; must be false)")
+    norm_obs: bool = _f(False, "garage's running normalisation of each task's observations (mean and variance "
+                        "moving by 0.001 per observation)")
     gradient_steps_per_itr: int = _f(1000, "gradient steps per collection cycle, split across tasks (DnC family)")
     min_buffer_size: int = _f(10000, "warm-up: steps per task buffer (total for sac/mtsac) before training")
     target_update_tau: float = _f(5e-3, "Polyak step of the target critics, every gradient step")
-    target_entropy: float | None = _f(None, "SAC target entropy; default -dim(A)")
+    target_entropy: float | None = _f(None, "SAC target entropy; default -dim(A); 0 also means -dim(A), as the "
+                                      "original read it")
     discount: float = _f(0.99, "discount factor")
     buffer_batch_size: int = _f(32, "batch per task and step (DnC family); total batch (sac/mtsac)")
     reward_scale: float = _f(1.0, "multiplies the reward in the TD target")
     steps_per_epoch: int = _f(1, "collection/training cycles per epoch")
     hidden_sizes: list[int] = _list([256, 256], "hidden layer sizes of every policy and critic", int)
-    layer_norm: bool = _f(False, "layer norm in the critics")
-    use_pc_grad: bool = _f(False, "PCGrad (not supported; must be false)")
-    skip_alpha_pc_grad: bool = _f(True, "PCGrad option; accepted")
+    layer_norm: bool = _f(False, "layer norm in the critics, where garage put it: on each hidden layer's input, "
+                          "the raw (s, a) included")
+    use_pc_grad: bool = _f(False, "PCGrad: project conflicting per-task gradients of critics and policy "
+                           "(sac, mtsac, qmp_sac)")
+    skip_alpha_pc_grad: bool = _f(True, "with --use_pc_grad true: leave the temperature out of PCGrad "
+                                  "(false: project its per-task gradients too)")
     policy_architecture: str = _f("separate", "separate, multihead or shared")
     Q_architecture: str = _f("separate", "separate, multihead or shared")
     n_epochs: int = _f(1000, "epochs")
@@ -79,13 +84,17 @@ class Config:
     reward_params: list[float] = _list([0.0, 0.0], "legacy reacher; unused", float)
     reward_type: str = _f("shift", "legacy reacher; unused")
     kl_coeff: list[float] = _list([0.0], "DnC KL weights: one value, or n_policies^2 values", float)
-    regularize_representation: bool = _f(False, "DnC representation penalty (not supported; must be false)")
-    distillation_period: int | None = _f(None, "DnC distillation (not supported; must be unset)")
-    distillation_n_epochs: int = _f(100, "DnC distillation steps")
-    stagewise: bool = _f(False, "DnC stage masking (not supported; must be false)")
+    regularize_representation: bool = _f(False, "DnC: penalise the squared difference of the policies' last hidden "
+                                         "layers instead of their KL (needs --kl_coeff > 0)")
+    distillation_period: int | None = _f(None, "DnC: every this many epochs distill all task policies into a central "
+                                         "one and overwrite them with it (default: never)")
+    distillation_n_epochs: int = _f(100, "DnC: gradient steps of each distillation")
+    stagewise: bool = _f(False, "DnC: the penalty counts only on states of the first two stages (needs --kl_coeff "
+                         "> 0 and an env whose observations carry the stage)")
     policy_sampling_freq: int = _f(1, "QMP: re-select the policy every this many steps")
     sharing_quantile: float = _f(0.0, "UDS: keep shared data above this quantile of own Q1 (0 keeps all)")
-    unsupervised: bool = _f(True, "UDS: relabel shared rewards with the env minimum (must be true)")
+    unsupervised: bool = _f(True, "UDS: relabel shared rewards with the env minimum; false: with the receiving "
+                            "task's own reward (CDS; envs whose reward is a function of (s, a, s'))")
     # new in this project
     run_dir: str | None = _f(None, "exact run directory (default: {log_dir}/{env}/{method}/{name}/seed{seed})")
     log_dir: str = _f("data", "root of the default run directories")
@@ -121,6 +130,8 @@ class Config:
                                  "alpha_min - 1 + obs_dim^success")
     mtlevy_max_hold: int | None = _f(None, "MT-Levy: cap on the steps a switched-to policy is kept (default: none)")
     mtlevy_success_ema: float = _f(0.01, "MT-Levy: weight of a finished training episode in its task's success rate")
+    min_task_probs: list[float] = _list([0.0], "QMP-MCAL: task i executes its own policy with at least this "
+                                        "probability (one value, or one per task); 0: the Q-switch alone", float)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -8,7 +8,7 @@ nothing ever read. We keep every flag's spelling, and refuse both kinds with the
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from qmp.config import Config
@@ -17,8 +17,9 @@ from qmp.methods import METHODS
 
 QMP_METHODS = tuple(name for name, m in METHODS.items() if m.qswitch)
 UDS_METHODS = tuple(name for name, m in METHODS.items() if m.sharing)
-DNC_NAMED = tuple(name for name in METHODS if "dnc" in name)  # the original's test: "dnc" in the experiment name
+DNC_NAMED = tuple(name for name in METHODS if "dnc" in name or "decaf" in name)  # the original's test of the name
 LEVY_METHODS = tuple(name for name, m in METHODS.items() if m.levy)
+SAC_FAMILY = tuple(name for name, m in METHODS.items() if m.sac_family)  # the original's SAC class and MoPSAC
 
 # flag -> the methods that take it (the original's, plus our own Q-switch options for the QMP methods)
 METHOD_FLAGS: dict[str, tuple[str, ...]] = {
@@ -30,6 +31,7 @@ METHOD_FLAGS: dict[str, tuple[str, ...]] = {
     "kl_coeff": DNC_NAMED,
     "regularize_representation": DNC_NAMED,
     "distillation_period": DNC_NAMED,
+    "distillation_n_epochs": DNC_NAMED,
     "stagewise": tuple(name for name in DNC_NAMED if name not in QMP_METHODS),
     "snapshot_dir": ("resume",),
     "qswitch_rule": QMP_METHODS,
@@ -40,6 +42,20 @@ METHOD_FLAGS: dict[str, tuple[str, ...]] = {
     "mtlevy_alpha_min": LEVY_METHODS,
     "mtlevy_max_hold": LEVY_METHODS,
     "mtlevy_success_ema": LEVY_METHODS,
+    "use_pc_grad": SAC_FAMILY,
+    "min_task_probs": ("qmp_mcal",),
+    "skip_alpha_pc_grad": SAC_FAMILY,
+}
+
+# method flags the original parsed for every method, though only the methods above read them
+PARSED_EVERYWHERE = {"use_pc_grad", "skip_alpha_pc_grad"}
+
+# flag -> (what it needs to do anything, whether the config has it): refused when given without it
+NEEDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "skip_alpha_pc_grad": ("--use_pc_grad true", lambda cfg: cfg.use_pc_grad),
+    "regularize_representation": ("--kl_coeff > 0 (it replaces DnC's KL)", lambda cfg: any(cfg.kl_coeff)),
+    "stagewise": ("--kl_coeff > 0 (it masks DnC's penalty)", lambda cfg: any(cfg.kl_coeff)),
+    "distillation_n_epochs": ("--distillation_period", lambda cfg: cfg.distillation_period is not None),
 }
 
 # Q-switch flag -> the --qswitch_rule values it acts under (uniform and domain read no critic)
@@ -62,8 +78,6 @@ NEVER_READ: dict[str, str] = {
     "reward_params": "a legacy 2-D reacher flag that no registered env of the original read",
     "reward_type": "a legacy 2-D reacher flag that no registered env of the original read",
     "grad_clip": "the original parsed it but passed it to no algorithm, so the paper's runs had no clipping",
-    "skip_alpha_pc_grad": "a PCGrad option, and PCGrad (--use_pc_grad) is not supported",
-    "distillation_n_epochs": "DnC distillation (--distillation_period) is not supported",
 }
 
 class _Given:
@@ -85,8 +99,17 @@ def scope_error(method: str, given: set[str]) -> str | None:
             return f"--{flag} is refused: {NEVER_READ[flag]}"
         takers = METHOD_FLAGS.get(flag)
         if takers is not None and method not in takers:
-            return (f"--{flag} does nothing for {method} and is refused (the original did not accept it there); "
-                    f"valid for: {', '.join(takers)}")
+            why = "the original ignored it there" if flag in PARSED_EVERYWHERE else "the original did not accept it"
+            return f"--{flag} does nothing for {method} and is refused ({why}); valid for: {', '.join(takers)}"
+    return None
+
+
+def dependency_error(cfg: Any, given: set[str]) -> str | None:
+    """Why one of the `given` flags does nothing without another setting (NEEDS), or None."""
+    for flag in sorted(given & set(NEEDS)):
+        needed, present = NEEDS[flag]
+        if not present(cfg):
+            return f"--{flag} does nothing without {needed} and is refused"
     return None
 
 

@@ -98,6 +98,7 @@ class Checkpointer:
             "meta": self.meta, "code_version": qmp.__version__, **counters, "agent": parts.agent.state_dict(),
             "behaviour": parts.behaviour.state_dict(), "env": parts.env.get_state(), "rng": capture_rng(),
             "buffer": parts.buffer.state_dict() if self.save_buffer else None, "partial": partial,
+            "distillation": parts.distillation.state_dict() if parts.distillation is not None else None,
         })
         self.last_save = time.monotonic()
         self.mark(cursor, state)
@@ -128,6 +129,8 @@ class Checkpointer:
             parts.env.set_state(state["env"])
             if state["buffer"] is not None:
                 parts.buffer.load_state_dict(state["buffer"])
+            if parts.distillation is not None:
+                parts.distillation.load_state_dict(state["distillation"])
             cursor = Cursor.from_state(state, parts.agent.device)
             restore_rng(state["rng"])
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
@@ -175,6 +178,11 @@ def train(cfg: Config) -> Path:
     if spec.num_tasks != cfg.n_policies:  # a registered env's preset sets it; a custom env needs the flag
         raise ConfigError(f"--n_policies {cfg.n_policies} does not match the {spec.num_tasks} tasks of {cfg.env}; "
                           f"give --n_policies {spec.num_tasks}")
+    if cfg.stagewise and spec.stage_of is None:
+        raise ConfigError(f"--stagewise true needs an env whose observations carry the stage; {cfg.env} has none")
+    if not cfg.unsupervised and spec.reward is None:
+        raise ConfigError(f"--unsupervised false needs an env whose reward is a function of (s, a, s'); "
+                          f"{cfg.env}'s is not")
     settings = Settings.from_config(cfg, spec.num_tasks)
     parts = build(settings, spec, device)
     try:
@@ -227,6 +235,8 @@ def fit(parts: Parts, settings: Settings, cursor: Cursor, logger: Logger, progre
             video_start = time.perf_counter()
             parts.video.record(parts.own_policy, epoch, checkpointer.run_dir / VIDEOS, parts.agent.device)
             metrics["time/video_s"] = time.perf_counter() - video_start
+        if parts.distillation is not None and parts.distillation.due(epoch):  # after the evaluation, as the original
+            metrics.update(parts.distillation.run())
         elapsed = time.perf_counter() - start
         cursor.wall_time += elapsed
         metrics["time/epoch_s"], metrics["time/total_s"] = elapsed, cursor.wall_time

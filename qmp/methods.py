@@ -24,6 +24,9 @@ class Method:
     architectures: tuple[str, ...] = ("separate",)  # allowed for both policy and critics
     allows_kl: bool = False
     levy: bool = False  # collect with MT-Levy (Lee et al., IROS 2025) instead of each task's own policy
+    q_architectures: tuple[str, ...] | None = None  # allowed for the critics, if not `architectures`
+    multi_critic: bool = False  # MCAL: one shared actor trained by every task's own critic
+    decaf_critics: bool = False  # DECAF: task i's Q mixes every task's Q with learned weights
 
 
 METHODS: dict[str, Method] = {
@@ -36,15 +39,22 @@ METHODS: dict[str, Method] = {
     "qmp_uds_dnc": Method("Data + QMP", True, True, False),
     "mtlevy_dnc": Method("Separated + MT-Lévy", False, False, False, allows_kl=True, levy=True),
     "mtlevy_sac": Method("Parameters + MT-Lévy", False, False, True, architectures=NOT_SEPARATE, levy=True),
+    "mcal": Method("Multi-Critic Actor Learning (MCAL)", False, False, False, shared_alpha=True,
+                   architectures=("multihead",), q_architectures=("separate",), multi_critic=True),
+    "qmp_mcal": Method("MCAL + QMP", True, False, False, shared_alpha=True, architectures=("multihead",),
+                       q_architectures=("separate",), multi_critic=True),
+    "decaf": Method("DECAF", False, False, False, decaf_critics=True),
 }
 
 
 def check_method(method: Method, name: str, policy_arch: str, q_arch: str, kl_coeff: list[float],
                  include_task_id: bool) -> str | None:
     """The reason a flag combination is invalid for this method, or None."""
-    for flag, arch in (("--policy_architecture", policy_arch), ("--Q_architecture", q_arch)):
-        if arch not in method.architectures:
-            return f"{name} needs {flag} in {{{', '.join(method.architectures)}}}, got {arch!r}"
+    q_archs = method.q_architectures or method.architectures
+    for flag, arch, valid in (("--policy_architecture", policy_arch, method.architectures),
+                              ("--Q_architecture", q_arch, q_archs)):
+        if arch not in valid:
+            return f"{name} needs {flag} in {{{', '.join(valid)}}}, got {arch!r}"
     if any(kl_coeff) and not method.allows_kl:
         takers = ", ".join(n for n, m in METHODS.items() if m.allows_kl)
         return f"{name} does not take --kl_coeff (only {takers} do), got {kl_coeff}"

@@ -104,6 +104,16 @@ class LevySettings:
 
 
 @dataclass(frozen=True)
+class DistillationSettings:
+    period: int
+    """Distill after the evaluation of every this many epochs (not epoch 0)."""
+    steps: int
+    """Adam steps of the central policy per distillation."""
+    states_per_task: int
+    """(state, action) pairs drawn from each task buffer per step."""
+
+
+@dataclass(frozen=True)
 class EvaluationSettings:
     episodes: int = 10
     """Evaluation episodes summed over tasks (0: no evaluation)."""
@@ -152,6 +162,18 @@ class Settings:
     """Evaluation videos (off by default)."""
     levy: LevySettings | None = None
     """Collect with MT-Levy (mtlevy_* methods), else as `qswitch` says."""
+    distillation: DistillationSettings | None = None
+    """DnC's periodic distillation into a central policy; None: off."""
+    stagewise: bool = False
+    """DnC: only the states of the first two stages count in the penalty (the env's `stage_of`)."""
+    actor_states_per_task: int | None = None
+    """MCAL: states drawn from each buffer for each of the T actor steps of a gradient step; None: not MCAL."""
+    min_own_probs: tuple[float, ...] | None = None
+    """QMP-MCAL: the least probability of task i executing its own policy; None: the Q-switch alone."""
+    decaf: bool = False
+    """DECAF critics: task i's Q is a learned mixture of every task's Q."""
+    supervised_sharing: bool = False
+    """UDS methods with --unsupervised false: shared rewards are task i's own reward of the transition."""
 
     @staticmethod
     def from_config(cfg: Config, num_tasks: int) -> Settings:
@@ -170,12 +192,24 @@ class Settings:
             network=NetworkSettings(cfg.policy_architecture, cfg.Q_architecture, tuple(cfg.hidden_sizes),
                                     cfg.include_task_id, cfg.layer_norm, cfg.multihead_double_tanh),
             sac=SACConfig(lr=cfg.lr, discount=cfg.discount, tau=cfg.target_update_tau, reward_scale=cfg.reward_scale,
-                          target_entropy=cfg.target_entropy, alpha_loss="exp" if method.sac_family else "log",
+                          target_entropy=cfg.target_entropy or None,  # 0 is unset, as the original read it
+                          alpha_loss="exp" if method.sac_family else "log",
                           shared_alpha=method.shared_alpha, kl_coeff=list(cfg.kl_coeff), kl_states=cfg.sampling_type,
-                          max_update_rows=cfg.max_update_rows),
+                          kl_representation=cfg.regularize_representation,
+                          max_update_rows=cfg.max_update_rows, pc_grad=cfg.use_pc_grad,
+                          pc_grad_alpha=not cfg.skip_alpha_pc_grad),
             schedule=ScheduleSettings.of(cfg, num_tasks),
             evaluation=EvaluationSettings(cfg.num_evaluation_episodes, cfg.evaluation_frequency),
             video=VideoSettings(cfg.vis_freq, cfg.vis_num, cfg.vis_width, cfg.vis_height, cfg.vis_fps, cfg.vis_format),
             levy=(LevySettings(cfg.mtlevy_top_n, cfg.mtlevy_alpha_min, cfg.mtlevy_max_hold, cfg.mtlevy_success_ema)
                   if method.levy else None),
+            distillation=(DistillationSettings(cfg.distillation_period, cfg.distillation_n_epochs,
+                                               kl_states_per_task(cfg.sampling_type, cfg.buffer_batch_size, num_tasks))
+                          if cfg.distillation_period is not None else None),
+            stagewise=cfg.stagewise,
+            actor_states_per_task=(kl_states_per_task(cfg.sampling_type, cfg.buffer_batch_size, num_tasks)
+                                   if method.multi_critic else None),
+            min_own_probs=tuple(cfg.min_task_probs) if method.qswitch and any(cfg.min_task_probs) else None,
+            decaf=method.decaf_critics,
+            supervised_sharing=method.sharing and not cfg.unsupervised,
         )

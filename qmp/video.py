@@ -15,6 +15,7 @@ import torch
 
 from qmp.environments.base import MultiTaskSpec
 from qmp.environments.multitask import MultiTaskEnv
+from qmp.environments.normalize import ObservationNormalizer
 from qmp.rollout import Behaviour, evaluate, evaluation_seed
 
 
@@ -29,8 +30,9 @@ class VideoRecorder:
     """Builds a rendering copy of the evaluation env on first use and writes one file per task."""
 
     def __init__(self, make_spec: Callable[[], MultiTaskSpec], seed: int, episodes: int, width: int, height: int,
-                 fps: int, fmt: str) -> None:
-        self.make_spec, self.seed = make_spec, seed
+                 fps: int, fmt: str, normalizer: ObservationNormalizer | None = None) -> None:
+        """`normalizer`: the training env's observation normalisation (--norm_obs), read only."""
+        self.make_spec, self.seed, self.normalizer = make_spec, seed, normalizer
         self.episodes, self.width, self.height, self.fps, self.fmt = episodes, width, height, fps, fmt
         self.env: MultiTaskEnv | None = None
         self.enabled = True
@@ -41,7 +43,7 @@ class VideoRecorder:
             return []
         try:
             if self.env is None:
-                self.env = MultiTaskEnv(self.make_spec(), self.seed, evaluation=True)
+                self.env = MultiTaskEnv(self.make_spec(), self.seed, evaluation=True, normalizer=self.normalizer)
             frames: list[list[np.ndarray]] = [[] for _ in range(self.env.num_tasks)]
             env = self.env
 

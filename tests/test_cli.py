@@ -24,7 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "mujoco", "metaworld", "gymnasium_robotics", "dm_control", "d4rl", "tensorboard")
 PARAM_SHARING = ["--policy_architecture", "multihead", "--Q_architecture", "multihead", "--lr", "0.001",
                  "--hidden_sizes", "512", "512"]
-VALID_BASE = {m: (PARAM_SHARING[:4] if "separate" not in METHODS[m].architectures else []) for m in METHODS}
+VALID_BASE = {m: (PARAM_SHARING[:2] if METHODS[m].multi_critic else
+                  PARAM_SHARING[:4] if "separate" not in METHODS[m].architectures else []) for m in METHODS}
 
 
 def parse(*argv: str) -> Config:
@@ -255,7 +256,8 @@ def _other_value(flag: str, default: object) -> list[str]:
                "hidden_sizes": ["32", "32"], "reward_params": ["1", "1"], "reward_type": ["other"],
                "snapshot_dir": ["somewhere"], "run_dir": ["somewhere"], "log_dir": ["elsewhere"], "name": ["x"],
                "notes": ["a note"], "wandb_project": ["p"], "wandb_entity": ["e"], "sampler_type": ["ray"],
-               "worker_type": ["fragment"], "n_policies": ["3"], "gpu": ["0"], "target_entropy": ["-1.5"]}
+               "worker_type": ["fragment"], "n_policies": ["3"], "gpu": ["0"], "target_entropy": ["-1.5"],
+               "min_task_probs": ["0.5"]}
     if flag in special:
         return special[flag]
     if isinstance(default, bool):
@@ -274,7 +276,7 @@ def test_every_flag_reaches_the_config_or_is_refused(flag: str) -> None:
     method = METHOD_FLAGS.get(flag, ("qmp_dnc",))[0]
     method = "dnc_sac" if method == "resume" else method
     env = "MazeLarge-10-v0" if flag in ("task_name", "sparse_tasks") else "ToyReach-v0"
-    base = [method, f"--env={env}"]
+    base = [method, f"--env={env}", *VALID_BASE.get(method, [])]
     default = parse(*base)
     argv = [*base, f"--{flag}", *_other_value(flag, getattr(default, flag))]
     argv += ["--n_policies", "2"] if flag == "task_name" else []  # the 2 tasks of "0,1"

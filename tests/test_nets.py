@@ -135,6 +135,27 @@ def test_double_q_shape_and_independent_twins() -> None:
     assert not torch.allclose(out[0], out[1])
 
 
+def test_layer_norm_normalises_each_hidden_layers_input_as_garage() -> None:
+    """garage's MLP with layer_normalization: LayerNorm(input) -> Linear -> ReLU per hidden layer, the raw
+    input included; the output layer has none. Checked member by member with torch.nn layers."""
+    torch.manual_seed(0)
+    q = DoubleQ("separate", T, IN, OUT, [8, 6], include_task_id=False, layer_norm=True)
+    body = q.net.body
+    with torch.no_grad():
+        for param in (*body.norm_weight, *body.norm_bias):
+            param.normal_()  # away from the identity initialisation
+    obs, act = torch.randn(T, B, IN), torch.randn(T, B, OUT)
+    got = q(obs, act)
+    for member in range(2 * T):
+        x = torch.cat([obs, act], -1)[member % T]
+        for k, layer in enumerate(body.hidden):
+            norm = torch.nn.LayerNorm(x.shape[-1])
+            norm.weight.data, norm.bias.data = body.norm_weight[k][member, 0], body.norm_bias[k][member, 0]
+            x = torch.relu(norm(x) @ layer.weight[member] + layer.bias[member])
+        expected = (x @ body.out.weight[member] + body.out.bias[member]).squeeze(-1)
+        torch.testing.assert_close(got[member // T, member % T], expected, rtol=1e-5, atol=1e-5)
+
+
 def test_wrong_task_rows_are_rejected() -> None:
     with pytest.raises(ValueError, match="expected 3 task rows"):
         TaskNet("separate", T, IN, [8], OUT)(torch.randn(T + 1, B, IN))

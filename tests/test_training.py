@@ -21,7 +21,8 @@ from qmp.settings import Settings
 from tests.helpers import read_progress, tiny_flags, train, without_time
 
 TOY = "ToyReach-v0"
-ARCH_FLAGS = {m: ["--policy_architecture", "multihead", "--Q_architecture", "multihead"]
+MULTIHEAD_Q = ["--Q_architecture", "multihead"]
+ARCH_FLAGS = {m: ["--policy_architecture", "multihead", *([] if method.multi_critic else MULTIHEAD_Q)]
               for m, method in METHODS.items() if "separate" not in method.architectures}
 
 

@@ -32,16 +32,21 @@ class EnvEntry:
     """Which of --task_name and --sparse_tasks its factory takes (others refuse them)."""
     horizon: int = 0
     """Steps of an episode (the spec's max_episode_steps), known without importing the simulator."""
+    capabilities: tuple[str, ...] = ()
+    """What its spec provides beyond the contract, known before import: "stages" (`stage_of`), "reward"
+    (`reward`, task i's reward of any transition)."""
 
 
 ENVS: dict[str, EnvEntry] = {
-    "JacoReachMT5-v1": EnvEntry("qmp.environments.jaco:jaco_reach_mt5", _JACO_PRESET, horizon=200),
+    "JacoReachMT5-v1": EnvEntry("qmp.environments.jaco:jaco_reach_mt5", _JACO_PRESET, horizon=200,
+                                capabilities=("stages",)),
     # Not in the original: the same tasks from a raised start pose the arm can hold (docs/env_jaco.md)
-    "JacoReachMT5Raised-v1": EnvEntry("qmp.environments.jaco:jaco_reach_mt5_raised", _JACO_PRESET, horizon=200),
+    "JacoReachMT5Raised-v1": EnvEntry("qmp.environments.jaco:jaco_reach_mt5_raised", _JACO_PRESET, horizon=200,
+                                      capabilities=("stages",)),
     "MazeLarge-10-v0": EnvEntry("qmp.environments.maze:maze_large_10", {
         "n_policies": 10, "n_epochs": 2000, "batch_size": 6000, "gradient_steps_per_itr": 1000,
         "min_buffer_size": 3000, "buffer_batch_size": 256, "num_evaluation_episodes": 100, "evaluation_frequency": 20,
-    }, ("task_name", "sparse_tasks"), horizon=600),
+    }, ("task_name", "sparse_tasks"), horizon=600, capabilities=("reward",)),
     "Walker2dMT4-v0": EnvEntry("qmp.environments.walker:walker2d_mt4", {
         "n_policies": 4, "n_epochs": 2000, "batch_size": 4000, "gradient_steps_per_itr": 6000,
         "num_evaluation_episodes": 40, "evaluation_frequency": 20,
@@ -71,7 +76,7 @@ ENVS: dict[str, EnvEntry] = {
         "n_policies": 4, "n_epochs": 30, "batch_size": 80, "gradient_steps_per_itr": 160,
         "min_buffer_size": 100, "buffer_batch_size": 64, "hidden_sizes": [64, 64], "lr": 1e-3,
         "num_evaluation_episodes": 8,
-    }, horizon=20),
+    }, horizon=20, capabilities=("reward",)),
 }
 
 

@@ -55,6 +55,13 @@ class MultiTaskSpec:
     # The info key that holds the original code's per-step `success`: the paper's SuccessRate is the
     # fraction of episodes with any step where it was true (logged as */paper_success)
     paper_success_key: str = "success"
+    # The stage of each observation (torch, any leading shape -> integer tensor), where the observation
+    # carries it; DnC's --stagewise reads it. None: the benchmark has no stages
+    stage_of: Callable[[Any], Any] | None = None
+    # Task i's reward of transitions, where it is a function of (s, a, s') alone: (task index (T, 1) or
+    # (T, S), obs, act, next_obs (T, S, ...) torch) -> rewards (T, S); supervised data sharing
+    # (--unsupervised false) relabels with it. None: the reward needs state the transition does not carry
+    reward: Callable[[Any, Any, Any, Any], Any] | None = None
     # The per-episode metric a run is judged by on the console and in summaries: paper_success, or
     # return for tasks without a notion of success (e.g. swinging a pendulum up)
     main_metric: str = "paper_success"

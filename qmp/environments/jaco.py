@@ -184,13 +184,18 @@ class JacoReachTask(MujocoTaskEnv):
         return super().render()
 
 
+def stage_of(obs: Any) -> Any:
+    """The stage (0, 1, 2) of observations (torch or numpy, any leading shape): the stage one-hot's index."""
+    return obs[..., -NUM_STAGES:].argmax(-1)
+
+
 def _spec(name: str, start: str, render_mode: str | None) -> MultiTaskSpec:
     def make(task: int, seed: int, evaluation: bool) -> TaskEnv:
         return JacoReachTask(task, start=start, render_mode=render_mode)
 
     # paper_success: the original logged "any step within 0.05 of the current target" as its success
     return MultiTaskSpec(name, TASK_NAMES, HORIZON, MIN_REWARD, make, extra_info_keys=("subgoal_reached",),
-                         paper_success_key="subgoal_reached")
+                         paper_success_key="subgoal_reached", stage_of=stage_of)
 
 
 def jaco_reach_mt5(render_mode: str | None = None, **_: Any) -> MultiTaskSpec:

@@ -174,5 +174,17 @@ def maze_large_10(task_name: TaskSubset = None, sparse_tasks: TaskSubset = None,
         _, start, goal = MAZE_TASKS[index]
         return MazeTask(xml, start, goal, index in sparse, render_mode)
 
+    goals = np.array([MAZE_TASKS[i][2] for i in selected], np.float64)
+    sparse_mask = np.array([i in sparse for i in selected])
+
+    def reward(task: Any, obs: Any, act: Any, next_obs: Any) -> Any:
+        """Task i's reward of any transition: a function of the position in s' and task i's goal."""
+        import torch
+
+        goal = torch.as_tensor(goals, dtype=next_obs.dtype, device=next_obs.device)[task]
+        distance = (next_obs[..., :2] - goal).norm(dim=-1)
+        is_sparse = torch.as_tensor(sparse_mask, device=next_obs.device)[task]
+        return torch.where(is_sparse, (distance <= MAZE_SUCCESS_DIST).to(distance.dtype), torch.exp(-distance) - 1.0)
+
     names = tuple(task_label(i) for i in selected)
-    return MultiTaskSpec("MazeLarge-10-v0", names, MAZE_HORIZON, min_reward=-1.0, make_task_env=make)
+    return MultiTaskSpec("MazeLarge-10-v0", names, MAZE_HORIZON, min_reward=-1.0, make_task_env=make, reward=reward)

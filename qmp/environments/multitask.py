@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from qmp.environments.base import MultiTaskSpec
+from qmp.environments.normalize import ObservationNormalizer
 
 
 def task_seed(seed: int, task: int, stream: int = 0) -> int:
@@ -50,7 +51,10 @@ class StepResult:
 class MultiTaskEnv:
     """The T task envs of a benchmark, with a shared horizon."""
 
-    def __init__(self, spec: MultiTaskSpec, seed: int, evaluation: bool = False) -> None:
+    def __init__(self, spec: MultiTaskSpec, seed: int, evaluation: bool = False, normalize_obs: bool = False,
+                 normalizer: ObservationNormalizer | None = None) -> None:
+        """`normalize_obs`: observations pass through this env's own running normalisation (--norm_obs);
+        `normalizer`: through another env's, read but never updated (evaluation uses training's)."""
         self.spec = spec
         self.num_tasks = spec.num_tasks
         self.task_names = spec.task_names
@@ -61,6 +65,8 @@ class MultiTaskEnv:
         for env in self.envs:
             if int(np.prod(env.observation_space.shape)) != self.obs_dim:
                 raise ValueError(f"{spec.name}: task envs disagree on the observation size")
+        self.normalizer = ObservationNormalizer(self.num_tasks, self.obs_dim) if normalize_obs else normalizer
+        self._updates_normalizer = normalize_obs
         self._seed = seed
         self._stream = 1 if evaluation else 0
         self._seeded = False
@@ -81,13 +87,17 @@ class MultiTaskEnv:
         self.ep_stages = np.zeros(t, np.float64)
         self.ep_extras = np.zeros((t, len(self.spec.extra_info_keys)), np.float64)
 
+    def _observe(self, task: int, obs: Any) -> np.ndarray:
+        raw = np.asarray(obs, np.float32).reshape(-1)
+        return raw if self.normalizer is None else self.normalizer(task, raw, self._updates_normalizer)
+
     def reset(self, seed: int | None = None) -> np.ndarray:
         """Reset every task. The first reset (or one with an explicit seed) seeds each task env."""
         base = self._seed if seed is None else seed
         for i, env in enumerate(self.envs):
             first = seed is not None or not self._seeded
             obs, _ = env.reset(seed=task_seed(base, i, self._stream) if first else None)
-            self.obs[i] = np.asarray(obs, np.float32).reshape(-1)
+            self.obs[i] = self._observe(i, obs)
         self._seeded = True
         self._zero_counters()
         return self.obs.copy()
@@ -96,7 +106,7 @@ class MultiTaskEnv:
         """Reset the tasks where mask is True; returns the current observations of all tasks."""
         for i in np.flatnonzero(mask):
             obs, _ = self.envs[i].reset()
-            self.obs[i] = np.asarray(obs, np.float32).reshape(-1)
+            self.obs[i] = self._observe(i, obs)
             self.elapsed[i] = 0
             self.ep_return[i] = 0.0
             self.ep_success[i] = False
@@ -119,7 +129,7 @@ class MultiTaskEnv:
             if active is not None and not active[i]:
                 continue
             obs, r, term, _, info = env.step(actions[i])
-            next_obs[i] = np.asarray(obs, np.float32).reshape(-1)
+            next_obs[i] = self._observe(i, obs)
             reward[i] = r
             terminated[i] = bool(term)
             self.elapsed[i] += 1
@@ -143,7 +153,8 @@ class MultiTaskEnv:
 
     def get_state(self) -> dict[str, Any]:
         """Everything needed to continue the current episodes exactly (see base.TaskEnv)."""
-        return {
+        state = {} if not self._updates_normalizer else {"normalizer": self.normalizer.state_dict()}
+        return state | {
             "envs": [env.get_state() for env in self.envs],
             "obs": self.obs.copy(),
             "seeded": self._seeded,
@@ -160,6 +171,8 @@ class MultiTaskEnv:
             env.set_state(env_state)
         self.obs = state["obs"].copy()
         self._seeded = state["seeded"]
+        if self._updates_normalizer:
+            self.normalizer.load_state_dict(state["normalizer"])
         for key in ("elapsed", "ep_return", "ep_success", "ep_paper_success", "ep_stages", "ep_extras"):
             setattr(self, key, state[key].copy())
 

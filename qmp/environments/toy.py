@@ -64,5 +64,12 @@ def toy_reach(num_tasks: int = len(TOY_ANGLES_DEG), **_: Any) -> MultiTaskSpec:
     def make(task: int, seed: int, evaluation: bool) -> TaskEnv:
         return ToyReachTask(goals[task])
 
+    def reward(task: Any, obs: Any, act: Any, next_obs: Any) -> Any:
+        """-|s' - goal_i|: task i's reward of any transition."""
+        import torch
+
+        goal = torch.as_tensor(goals, dtype=next_obs.dtype, device=next_obs.device)[task]
+        return -(next_obs - goal).norm(dim=-1)
+
     names = tuple(f"reach-{int(a)}deg" for a in TOY_ANGLES_DEG[:num_tasks])
-    return MultiTaskSpec("ToyReach-v0", names, TOY_HORIZON, min_reward=-1.5, make_task_env=make)
+    return MultiTaskSpec("ToyReach-v0", names, TOY_HORIZON, min_reward=-1.5, make_task_env=make, reward=reward)

@@ -81,23 +81,29 @@ class EnsembleMLP(nn.Module):
         super().__init__()
         sizes = [in_features, *hidden_sizes]
         self.hidden = nn.ModuleList(EnsembleLinear(n, a, b, init) for a, b in zip(sizes[:-1], sizes[1:], strict=True))
-        self.norm_shapes = [(h,) for h in hidden_sizes] if layer_norm else []
-        self.norm_weight = (nn.ParameterList(nn.Parameter(torch.ones(n, 1, h)) for h in hidden_sizes)
+        # garage's placement: each hidden layer's input is normalised (the raw input too), the output layer's not
+        self.norm_shapes = [(h,) for h in sizes[:-1]] if layer_norm else []
+        self.norm_weight = (nn.ParameterList(nn.Parameter(torch.ones(n, 1, h)) for h in sizes[:-1])
                             if layer_norm else None)
-        self.norm_bias = (nn.ParameterList(nn.Parameter(torch.zeros(n, 1, h)) for h in hidden_sizes)
+        self.norm_bias = (nn.ParameterList(nn.Parameter(torch.zeros(n, 1, h)) for h in sizes[:-1])
                           if layer_norm else None)
         self.out = EnsembleLinear(n, sizes[-1], out_features, init) if out_features is not None else None
 
     def forward(self, x: Tensor, members: slice | None = None) -> Tensor:
+        x = self.features(x, members)
+        return self.out(x, members) if self.out is not None else x
+
+    def features(self, x: Tensor, members: slice | None = None) -> Tensor:
+        """The last hidden layer's activations (DnC's representation penalty)."""
         for k, layer in enumerate(self.hidden):
-            x = layer(x, members)
             if self.norm_weight is not None:
                 weight, bias = self.norm_weight[k], self.norm_bias[k]
                 if members is not None:
                     weight, bias = weight[members], bias[members]
                 x = F.layer_norm(x, self.norm_shapes[k]) * weight + bias
+            x = layer(x, members)
             x = F.relu(x, inplace=True)  # in place: the layer's backward needs its input, not its output
-        return self.out(x, members) if self.out is not None else x
+        return x
 
 
 class TaskNet(nn.Module):
@@ -141,11 +147,7 @@ class TaskNet(nn.Module):
         if tasks is not None:
             return self._forward_tasks(x, tasks)
         t, b, _ = x.shape
-        if t != self.num_tasks:
-            raise ValueError(f"expected {self.num_tasks} task rows, got {t}")
-        if self.include_task_id:
-            onehot = torch.eye(t, device=x.device, dtype=x.dtype).unsqueeze(1).expand(t, b, t)
-            x = torch.cat([x, onehot], dim=-1)
+        x = self._with_task_id(x)
         c = self.copies
         if self.arch == "separate":
             y = self.body(torch.cat([x] * c) if c > 1 else x)  # cat: a few times cheaper than repeat on small inputs
@@ -155,6 +157,22 @@ class TaskNet(nn.Module):
         if self.arch == "multihead":
             y = self.heads(y.reshape(c * t, b, -1))
         return y.reshape(c, t, b, -1)
+
+    def _with_task_id(self, x: Tensor) -> Tensor:
+        """Checks the task rows; appends row k's one-hot with `include_task_id`."""
+        t, b, _ = x.shape
+        if t != self.num_tasks:
+            raise ValueError(f"expected {self.num_tasks} task rows, got {t}")
+        if self.include_task_id:
+            onehot = torch.eye(t, device=x.device, dtype=x.dtype).unsqueeze(1).expand(t, b, t)
+            x = torch.cat([x, onehot], dim=-1)
+        return x
+
+    def features(self, x: Tensor) -> Tensor:
+        """Each task network's last hidden layer, (T, B, H): separate networks, one copy."""
+        if self.arch != "separate" or self.copies != 1:
+            raise ValueError("hidden features are defined for one copy of separate networks")
+        return self.body.features(self._with_task_id(x))
 
     def is_task_major(self, parameter: str) -> bool:
         """Whether the first axis of this parameter (a name of `named_parameters`) runs over tasks, so a
@@ -194,6 +212,10 @@ class TanhGaussianPolicy(nn.Module):
         """Pre-tanh mean and log-std, each (T, B, A)."""
         mean, log_std = self.net(obs, tasks)[0].chunk(2, dim=-1)
         return mean, log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
+
+    def representation(self, obs: Tensor) -> Tensor:
+        """The last hidden layer, (T, B, H), where DnC's --regularize_representation compares policies."""
+        return self.net.features(obs)
 
     def act(self, obs: Tensor, deterministic: bool = False, single_tanh: bool = False) -> tuple[Tensor, Tensor]:
         """(executed action, mean action tanh(mu)), each (T, B, A), without the log-probability that

@@ -7,13 +7,19 @@ element-wise the same as T separate Adams, as the original's per-task optimisers
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
 
 from qmp.learning.buffer import Batch
+from qmp.learning.decaf import DECAFCritic
+from qmp.learning.dnc import KL_STATE_TYPES, PolicyRegulariser, kl_matrix, kl_states_per_task
 from qmp.learning.nets import DoubleQ, TanhGaussianPolicy
+from qmp.learning.pcgrad import pc_backward
+
+__all__ = ["KL_STATE_TYPES", "MultiTaskSAC", "SACConfig", "kl_matrix", "kl_states_per_task", "td_target"]
 
 
 @dataclass(frozen=True)
@@ -36,8 +42,14 @@ class SACConfig:
     """DnC KL weights: one value for every pair, or T*T values (source task varies fastest)."""
     kl_states: str = "all"
     """Which buffers' states score the KL of pair (i, j): all, j or i+j (KL_STATE_TYPES)."""
+    kl_representation: bool = False
+    """DnC: penalise the squared difference of the last hidden layers instead of the KL."""
     max_update_rows: int = 8192
     """Tasks x batch per chunk of a gradient step of separate networks (0: never split)."""
+    pc_grad: bool = False
+    """PCGrad: project conflicting per-task gradients of the critics and the policy (sac family)."""
+    pc_grad_alpha: bool = False
+    """PCGrad on the temperature loss too (--skip_alpha_pc_grad false)."""
 
 
 def weighted_mean(x: Tensor, weights: Tensor | None) -> Tensor:
@@ -53,49 +65,23 @@ def td_target(rew: Tensor, terminated: Tensor, next_q: Tensor, next_logp: Tensor
     return reward_scale * rew + (1.0 - terminated) * discount * (next_q - alpha * next_logp)
 
 
-def kl_matrix(coeff: list[float], num_tasks: int, device: torch.device) -> Tensor | None:
-    """beta[i, j] = weight of KL(pi_j || pi_i) in policy i's loss; the original's flat order is
-    1->1, 2->1, ..., N->1, 1->2, ... (source varies fastest). None when every weight is 0."""
-    if not any(coeff):
-        return None
-    values = torch.tensor(coeff, dtype=torch.float32, device=device)
-    beta = values.expand(num_tasks * num_tasks).clone() if len(coeff) == 1 else values
-    beta = beta.view(num_tasks, num_tasks)
-    return beta * (1.0 - torch.eye(num_tasks, device=device))
+METRIC_ORDER = ("qf1_loss", "qf2_loss", "policy_loss", "alpha_loss", "alpha", "entropy", "q1", "q_target",
+                "kl_penalty")  # the columns of progress.csv keep this order
 
 
-KL_STATE_TYPES = ("all", "j", "i+j")  # the original's --sampling_type values that ran ("i" crashed there)
-
-
-def kl_states_per_task(kl_states: str, batch_size: int, num_tasks: int) -> int:
-    """States drawn from EACH task buffer for the DnC KL term, as the original sized them: all -> B/T
-    (pooled: B in total), j -> B, i+j -> B/2."""
-    sizes = {"all": batch_size // num_tasks, "j": batch_size, "i+j": batch_size // 2}
-    if kl_states not in sizes:
-        raise ValueError(f"unknown KL state type {kl_states!r}; valid: {', '.join(KL_STATE_TYPES)}")
-    return max(1, sizes[kl_states])
-
-
-def kl_sources(kl_states: str, num_tasks: int, device: torch.device) -> Tensor:
-    """(T_i, T_j, m): the buffers whose states score KL(pi_j || pi_i): every buffer (all), buffer j (j),
-    or buffers i and j (i+j), each contributing equally many states."""
-    t = num_tasks
-    i = torch.arange(t, device=device).view(t, 1, 1).expand(t, t, 1)
-    j = torch.arange(t, device=device).view(1, t, 1).expand(t, t, 1)
-    if kl_states == "all":
-        return torch.arange(t, device=device).view(1, 1, t).expand(t, t, t)
-    if kl_states == "j":
-        return j
-    if kl_states == "i+j":
-        return torch.cat([i, j], dim=-1)
-    raise ValueError(f"unknown KL state type {kl_states!r}; valid: {', '.join(KL_STATE_TYPES)}")
+def ordered_metrics(*parts: dict[str, Tensor]) -> dict[str, Tensor]:
+    """The metrics of a step's parts in METRIC_ORDER (then any others)."""
+    merged = {k: v for part in parts for k, v in part.items()}
+    return {k: merged[k] for k in (*METRIC_ORDER, *merged) if k in merged}
 
 
 class MultiTaskSAC:
     """Owns the per-task policies, critics, targets, temperatures and their optimisers."""
 
-    def __init__(self, policy: TanhGaussianPolicy, critic: DoubleQ, num_tasks: int, act_dim: int, cfg: SACConfig,
-                 device: torch.device) -> None:
+    def __init__(self, policy: TanhGaussianPolicy, critic: DoubleQ | DECAFCritic, num_tasks: int, act_dim: int,
+                 cfg: SACConfig, device: torch.device,
+                 kl_state_weight: Callable[[Tensor], Tensor] | None = None) -> None:
+        """`kl_state_weight`: states (T, n, O) -> weights (T, n) of each state in the DnC penalty (--stagewise)."""
         self.cfg, self.num_tasks, self.device = cfg, num_tasks, device
         self.policy = policy.to(device)
         self.critic = critic.to(device)
@@ -108,8 +94,9 @@ class MultiTaskSAC:
         self.policy_opt = torch.optim.Adam(self.policy.parameters(), lr=cfg.lr, **fused)
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.lr, **fused)
         self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.lr, **fused)
-        self.kl_beta = kl_matrix(cfg.kl_coeff, num_tasks, device)
-        self.kl_sources = kl_sources(cfg.kl_states, num_tasks, device)
+        beta = kl_matrix(cfg.kl_coeff, num_tasks, device)
+        self.regulariser = (None if beta is None else
+                            PolicyRegulariser(beta, cfg.kl_states, cfg.kl_representation, kl_state_weight))
         self._critic_params = list(self.critic.parameters())
         self._target_params = list(self.critic_target.parameters())
 
@@ -119,23 +106,35 @@ class MultiTaskSAC:
 
         Large batches of separate networks run in task chunks (`max_update_rows`): the gradients of
         the chunks add up to the same step, and each chunk's activations stay in the CPU cache."""
-        cfg = self.cfg
         alpha = self.log_alpha.detach().exp().unsqueeze(-1)  # (T or 1, 1)
         noise_next = torch.randn_like(batch.act)  # drawn up front (same stream as drawing them in turn)
         noise_now = torch.randn_like(batch.act)
-        use_kl = self.kl_beta is not None and kl_obs is not None
+        use_kl = self.regulariser is not None and kl_obs is not None
         chunks = self._chunks(batch.act.shape[1], use_kl)
+        critic = self._critic_step(batch, weights, alpha, noise_next, chunks)
+        kl = self._kl_penalty(kl_obs) if use_kl else None
+        actor = self._actor_and_alpha_step(batch.obs, weights, alpha, noise_now, chunks, kl)
+        self._polyak()
+        return ordered_metrics(critic, actor)
 
+    def _critic_step(self, batch: Batch, weights: Tensor | None, alpha: Tensor, noise: Tensor,
+                     chunks: list[slice | None]) -> dict[str, Tensor]:
+        """One step of the twin critics on `batch`; their metrics."""
         self.critic_opt.zero_grad(set_to_none=True)
-        critic_parts = [self._critic_chunk(batch, weights, alpha, noise_next, tasks) for tasks in chunks]
+        critic_parts = [self._critic_chunk(batch, weights, alpha, noise, tasks) for tasks in chunks]
         # (2, T), (T,), (T,)
         qf_losses, q1, target = (torch.cat(part, dim=-1) for part in zip(*critic_parts, strict=True))
         self.critic_opt.step()
+        return {"qf1_loss": qf_losses[0], "qf2_loss": qf_losses[1], "q1": q1, "q_target": target}
 
+    def _actor_and_alpha_step(self, obs: Tensor, weights: Tensor | None, alpha: Tensor, noise: Tensor,
+                              chunks: list[slice | None], kl: Tensor | None) -> dict[str, Tensor]:
+        """One step of the policies on the states `obs` (T, B, O) (plus the DnC penalty `kl`), then of the
+        temperatures on the same samples; their metrics."""
+        cfg = self.cfg
         self.critic.requires_grad_(False)  # the actor's loss must not leave gradients in the critic
         self.policy_opt.zero_grad(set_to_none=True)
-        kl = self._kl_penalty(kl_obs) if use_kl else None
-        actor_parts = [self._actor_chunk(batch, weights, alpha, noise_now, tasks, kl) for tasks in chunks]
+        actor_parts = [self._actor_chunk(obs, weights, alpha, noise, tasks, kl) for tasks in chunks]
         policy_losses, logp = (torch.cat(part, dim=0) for part in zip(*actor_parts, strict=True))  # (T,), (T, B)
         self.policy_opt.step()
         self.critic.requires_grad_(True)
@@ -144,24 +143,20 @@ class MultiTaskSAC:
         scale = self.log_alpha if cfg.alpha_loss == "log" else self.log_alpha.exp()
         alpha_losses = weighted_mean(-scale.unsqueeze(-1) * gap, weights)
         self.alpha_opt.zero_grad(set_to_none=True)
-        alpha_losses.sum().backward()
+        if cfg.pc_grad and cfg.pc_grad_alpha:
+            pc_backward(alpha_losses, [self.log_alpha])
+        else:
+            alpha_losses.sum().backward()
         self.alpha_opt.step()
-
-        with torch.no_grad():
-            torch._foreach_lerp_(self._target_params, self._critic_params, cfg.tau)
-        metrics = {
-            "qf1_loss": qf_losses[0],
-            "qf2_loss": qf_losses[1],
-            "policy_loss": policy_losses,
-            "alpha_loss": alpha_losses.detach(),
-            "alpha": alpha.squeeze(-1).expand(self.num_tasks),
-            "entropy": -weighted_mean(logp, weights),
-            "q1": q1,
-            "q_target": target,
-        }
+        metrics = {"policy_loss": policy_losses, "alpha_loss": alpha_losses.detach(),
+                   "alpha": alpha.squeeze(-1).expand(self.num_tasks), "entropy": -weighted_mean(logp, weights)}
         if kl is not None:
             metrics["kl_penalty"] = kl.detach()
         return metrics
+
+    def _polyak(self) -> None:
+        with torch.no_grad():
+            torch._foreach_lerp_(self._target_params, self._critic_params, self.cfg.tau)
 
     def _chunks(self, batch_size: int, use_kl: bool) -> list[slice | None]:
         """Task ranges of one gradient step: [None] (all tasks at once) unless the batch is large and
@@ -189,34 +184,31 @@ class MultiTaskSAC:
                                self.cfg.reward_scale)
         q = self.critic(obs, r(batch.act), tasks)  # (2, t, B)
         qf_losses = weighted_mean((q - target).pow(2), w)  # (2, t)
-        qf_losses.sum().backward()
+        if self.cfg.pc_grad:  # Q1's and Q2's gradients projected apart, as by the original's two optimisers
+            pc_backward(qf_losses.sum(0), self._critic_params, copies=2)
+        else:
+            qf_losses.sum().backward()
         return qf_losses.detach(), weighted_mean(q[0].detach(), w), weighted_mean(target, w)
 
-    def _actor_chunk(self, batch: Batch, weights: Tensor | None, alpha: Tensor, noise: Tensor, tasks: slice | None,
+    def _actor_chunk(self, obs: Tensor, weights: Tensor | None, alpha: Tensor, noise: Tensor, tasks: slice | None,
                      kl: Tensor | None) -> tuple[Tensor, Tensor]:
         """Backward of the policy losses of `tasks` (plus the KL penalty, never chunked); returns the
         losses (t,) and log-probabilities (t, B)."""
         r = lambda x: self._rows(x, tasks)  # noqa: E731
-        obs = r(batch.obs)
+        obs = r(obs)
         act, logp = self.policy(obs, noise=r(noise), tasks=tasks)
         q_pi = self.critic(obs, act, tasks).min(0).values
         policy_losses = weighted_mean(r(alpha) * logp - q_pi, r(weights))
-        (policy_losses.sum() + (kl.sum() if kl is not None else 0.0)).backward()
+        if self.cfg.pc_grad:
+            pc_backward(policy_losses, list(self.policy.parameters()))
+        else:
+            (policy_losses.sum() + (kl.sum() if kl is not None else 0.0)).backward()
         return policy_losses.detach(), logp.detach()
 
     def _kl_penalty(self, states: Tensor) -> Tensor:
-        """Per task i: sum_j beta_ij * mean KL(pi_j || pi_i) over the states of pair (i, j)'s buffers
-        (`kl_sources`), pi_j held fixed; states (T_k, n, O) holds n states of every buffer k. (T,)"""
-        t, n = self.num_tasks, states.shape[1]
-        pooled = states.reshape(1, t * n, states.shape[-1]).expand(t, t * n, states.shape[-1])
-        mean, log_std = (x.view(t, t, n, -1) for x in self.policy.distribution(pooled))  # (T_policy, T_k, n, A)
-        src = self.kl_sources  # (T_i, T_j, m)
-        rows_i = torch.arange(t, device=src.device).view(t, 1, 1)
-        rows_j = torch.arange(t, device=src.device).view(1, t, 1)
-        mu_i, ls_i = mean[rows_i, src], log_std[rows_i, src]  # (T_i, T_j, m, n, A)
-        mu_j, ls_j = mean.detach()[rows_j, src], log_std.detach()[rows_j, src]
-        kl = ls_i - ls_j + ((2 * ls_j).exp() + (mu_j - mu_i).pow(2)) / (2 * (2 * ls_i).exp()) - 0.5
-        return (self.kl_beta * kl.mean(dim=(-1, -2, -3))).sum(-1)
+        """Per task i: DnC's penalty on `states` (T_k, n, O), n from every buffer k (qmp/learning/dnc.py). (T,)"""
+        assert self.regulariser is not None
+        return self.regulariser(self.policy, states)
 
     def state_dict(self) -> dict:
         return {

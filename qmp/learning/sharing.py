@@ -1,8 +1,9 @@
 """Unsupervised data sharing (UDS, "online CDS"): the training batch of `uds_dnc` and `qmp_uds_dnc`.
 
 For task i: B own transitions, plus B // (T-1) transitions from each other task's buffer whose reward
-is relabelled to the env's minimum ("assume the worst"). With `sharing_quantile` q > 0 a shared
-transition is kept only if Q1_i(s, a) exceeds the empirical q-quantile of Q1_i on the own batch
+is relabelled to the env's minimum ("assume the worst"), or with `--unsupervised false` (CDS) to task
+i's own reward of the transition, where the env computes it from (s, a, s'). With `sharing_quantile`
+q > 0 a shared transition is kept only if Q1_i(s, a) exceeds the empirical q-quantile of Q1_i on the own batch
 (the element at index floor(B q) of [-inf, sorted own Q1]). Dropped rows get weight 0, so every
 task keeps a fixed-shape batch. Next states and termination flags stay those of the source task.
 """
@@ -10,6 +11,7 @@ task keeps a fixed-shape batch. Next states and termination flags stay those of 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -26,20 +28,27 @@ def quantile_threshold(own_q: Tensor, quantile: float) -> Tensor:
 
 
 class UDSSharing:
-    def __init__(self, num_tasks: int, batch_size: int, min_reward: float, quantile: float,
-                 device: torch.device) -> None:
+    """`reward` (supervised sharing, CDS): task i's reward function (task index, obs, act, next_obs) -> rewards,
+    used instead of the constant `min_reward`."""
+
+    def __init__(self, num_tasks: int, batch_size: int, min_reward: float, quantile: float, device: torch.device,
+                 reward: Callable[[Tensor, Tensor, Tensor, Tensor], Tensor] | None = None) -> None:
         if num_tasks < 2:
             raise ValueError("data sharing needs at least 2 tasks")
         per_source = max(1, batch_size // (num_tasks - 1))
         rows = [[j for j in range(num_tasks) if j != i] * per_source for i in range(num_tasks)]
         self.sources = torch.tensor(rows, device=device)  # (T, (T-1) * per_source)
-        self.min_reward, self.quantile = min_reward, quantile
+        self.min_reward, self.quantile, self.reward = min_reward, quantile, reward
+        self.receivers = torch.arange(num_tasks, device=device).unsqueeze(1)  # row i is relabelled for task i
 
     @torch.no_grad()
     def build(self, buffer: MultiTaskReplayBuffer, critic: DoubleQ, own: Batch) -> tuple[Batch, Tensor, Tensor]:
         """Returns (own + shared batch, row weights (T, B + S), kept fraction of shared rows (T,))."""
         shared = buffer.sample_from(self.sources)
-        shared.rew = torch.full_like(shared.rew, self.min_reward)
+        if self.reward is None:
+            shared.rew = torch.full_like(shared.rew, self.min_reward)
+        else:
+            shared.rew = self.reward(self.receivers, shared.obs, shared.act, shared.next_obs).to(shared.rew.dtype)
         if self.quantile > 0:
             threshold = quantile_threshold(critic(own.obs, own.act)[0], self.quantile)
             keep = (critic(shared.obs, shared.act)[0] > threshold.unsqueeze(1)).float()
