@@ -75,7 +75,7 @@ def rigged_mixture(freq: int = 1) -> QSwitchMixture:
     critic = DoubleQ("separate", T, O, A, [8], False, False)
     mixture = QSwitchMixture(policy, critic, T, sampling_freq=freq)
     prefer_next = torch.eye(T).roll(1, dims=1)  # row i: 1 at (i + 1) % T
-    mixture.scores = lambda obs, candidates: prefer_next  # type: ignore[method-assign]
+    mixture.scores = lambda obs, candidates, log_prob=None: prefer_next  # type: ignore[method-assign]
     return mixture
 
 
