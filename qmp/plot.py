@@ -64,19 +64,18 @@ PlotError = ResultsError  # a problem with the user's input (no runs, unknown co
 
 
 def group_colours(keys: Sequence[GroupKey]) -> dict[GroupKey, str]:
-    """A method keeps its colour across figures; named variants take the colours no method uses."""
-    colours: dict[GroupKey, str] = {}
-    spare = len(METHODS)
+    """A method keeps its colour across figures; named variants take the colours no drawn method uses."""
+    def own(key: GroupKey) -> str | None:
+        named = key.name != "None" or key.method_rank >= len(METHODS)
+        return None if named else COLOURS[key.method_rank % len(COLOURS)]
+
+    colours: dict[GroupKey, str] = {key: colour for key in keys if (colour := own(key)) is not None}
+    spare = [c for c in COLOURS if c not in colours.values()] or list(COLOURS)
     for key in keys:
-        if key in colours:
-            continue
-        same = next((c for k, c in colours.items() if (k.method, k.name) == (key.method, key.name)), None)
-        if same is None and key.name == "None" and key.method_rank < len(METHODS):
-            same = COLOURS[key.method_rank % len(COLOURS)]
-        if same is None:
-            same, spare = COLOURS[spare % len(COLOURS)], spare + 1
-        colours[key] = same
-    return colours
+        if key not in colours:
+            same = next((c for k, c in colours.items() if (k.method, k.name) == (key.method, key.name)), None)
+            colours[key] = same or spare[sum(own(k) is None for k in colours) % len(spare)]
+    return {key: colours[key] for key in keys}
 
 
 def draw_curve(ax: Axes, curve: Curve, label: str, colour: str, band: str) -> None:

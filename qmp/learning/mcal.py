@@ -69,6 +69,10 @@ class MinOwnProbability:
         self.mixture.choice = choice.clone()  # kept until the next re-selection, as a Q-switch choice is
         return action, choice
 
+    def episodes_ended(self, episodes: list) -> None:
+        """Passed on to the wrapped Q-switch (the collector reports every finished training episode)."""
+        self.mixture.episodes_ended(episodes)
+
     def state_dict(self) -> dict:
         return self.mixture.state_dict()
 
