@@ -16,10 +16,8 @@ Nothing here imports torch (run.py's children do): `--dry_run` and validation ta
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
-import signal
-import subprocess
+import socket
 import sys
 import time
 from dataclasses import dataclass
@@ -31,13 +29,11 @@ import submitit
 from qmp.cli import ConfigError, parse_args
 from qmp.environments import ENVS
 from qmp.methods import METHODS
-from qmp.run_dir import RunDirError, RunStatus, read_status, resolve_run_dir
+from qmp.run_dir import RunDirError, RunStatus, read_status, resolve_run_dir, write_job
+from qmp.sweep_job import RunJob
 
-ROOT = Path(__file__).resolve().parents[1]
-RUN_PY = ROOT / "run.py"
 # Flags the sweep sets itself: given again after `--`, two runs could share (and clobber) one run directory.
 RESERVED = ("--env", "--seed", "--log_dir", "--run_dir", "--snapshot_dir")
-STOP_GRACE_S = 60.0  # below submitit's default 90 s between the Slurm signal and the kill
 
 
 @dataclass(frozen=True)
@@ -133,64 +129,6 @@ def run_status(run_dir: Path) -> tuple[RunStatus | None, str]:
     return status, ""
 
 
-# ------------------------------------------------------------------------------ the job
-class RunJob(submitit.helpers.Checkpointable):
-    """`python run.py ARGV` in CWD as a child process.
-
-    A child (not run.main in this process) because preemption must end with a fresh checkpoint:
-    submitit's signal handler interrupts this process anywhere, whereas run.py stops at a safe point
-    when sent SIGUSR1. The child ignores submitit's preemption signal (Slurm sends it to every process
-    of the job step) and is told to stop by `checkpoint()` instead."""
-
-    def __init__(self, argv: list[str], cwd: str) -> None:
-        self.argv = list(argv)
-        self.cwd = cwd
-        self._proc: subprocess.Popen[bytes] | None = None
-
-    def __call__(self) -> str:
-        preempt = getattr(signal, "SIG" + os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2"), signal.SIGUSR2)
-
-        def ignore_preemption() -> None:
-            signal.signal(preempt, signal.SIG_IGN)
-
-        self._proc = subprocess.Popen([sys.executable, str(RUN_PY), *self.argv], cwd=self.cwd,
-                                      preexec_fn=ignore_preemption)
-        # poll, not wait(): checkpoint() runs in a signal handler on this thread, and would deadlock on
-        # the lock an interrupted Popen.wait() holds
-        while (code := self._proc.poll()) is None:
-            time.sleep(0.5)
-        self._proc = None
-        if code != 0:
-            hint = "; its checkpoint is kept: run the sweep again to resume" if code > 128 else ""
-            raise RuntimeError(f"run.py {shlex.join(self.argv)} exited with code {code}{hint}")
-        return str(Path(self.cwd) / run_dir_from_argv(self.argv))
-
-    def checkpoint(self, *args: Any, **kwargs: Any) -> submitit.helpers.DelayedSubmission:
-        """Preempted or timed out: let the run write its checkpoint, then requeue the same command."""
-        proc = self._proc
-        if proc is not None and proc.returncode is None:
-            try:
-                os.kill(proc.pid, signal.SIGUSR1)
-                deadline = time.monotonic() + STOP_GRACE_S
-                while time.monotonic() < deadline and os.waitpid(proc.pid, os.WNOHANG) == (0, 0):
-                    time.sleep(0.2)
-            except (ChildProcessError, ProcessLookupError):
-                pass
-        return super().checkpoint(*args, **kwargs)
-
-    def __getstate__(self) -> dict[str, Any]:
-        """A Popen does not pickle, and a requeued job starts without a child anyway."""
-        return {**self.__dict__, "_proc": None}
-
-    def __repr__(self) -> str:
-        return f"RunJob({shlex.join(['run.py', *self.argv])})"
-
-
-def run_dir_from_argv(argv: list[str]) -> Path:
-    cfg = parse_args(argv, list(METHODS), list(ENVS))
-    return resolve_run_dir(cfg.run_dir, cfg.log_dir, cfg.env, cfg.method, cfg.name, cfg.seed)
-
-
 # ------------------------------------------------------------------------------ submission
 def make_executor(args: argparse.Namespace) -> submitit.AutoExecutor:
     """One executor for the whole grid; Slurm-only settings are passed only to Slurm."""
@@ -204,6 +142,14 @@ def make_executor(args: argparse.Namespace) -> submitit.AutoExecutor:
             params["slurm_array_parallelism"] = args.max_parallel
     executor.update_parameters(**params)
     return executor
+
+
+def record_job(run_dir: Path, cluster: str, job: submitit.Job[Any]) -> None:
+    """job.json in the run directory: what `qmp.sweep status` asks the cluster about, and where the logs are."""
+    paths = getattr(job, "paths", None)
+    write_job(run_dir, {"cluster": cluster, "job_id": str(job.job_id), "submitted": time.time(),
+                        "host": socket.gethostname(),
+                        "stdout": str(paths.stdout) if paths else None, "stderr": str(paths.stderr) if paths else None})
 
 
 def print_table(rows: list[tuple[str, str, str]], file: Any = None) -> None:
@@ -249,7 +195,10 @@ def sweep(argv: list[str]) -> tuple[int, list[submitit.Job[Any]]]:
         cwd = str(Path.cwd())
         with executor.batch():
             jobs = [executor.submit(RunJob(run.argv, cwd)) for run, _ in todo]
-        print(f"Submitted {len(jobs)} job(s) to {executor.cluster}; logs in {executor.folder}", flush=True)
+        for (run, _), job in zip(todo, jobs, strict=True):
+            record_job(run.run_dir, executor.cluster, job)
+        print(f"Submitted {len(jobs)} job(s) to {executor.cluster}; logs in {executor.folder}; "
+              f"progress: python -m qmp.sweep status {args.log_dir}", flush=True)
     failed = 0
     wait = args.wait or (todo and executor.cluster == "debug")
     for (run, note), job in zip(todo, jobs, strict=True):
@@ -265,6 +214,10 @@ def sweep(argv: list[str]) -> tuple[int, list[submitit.Job[Any]]]:
 
 
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["status"]:
+        from qmp.sweep_status import main as status_main
+
+        return status_main(argv[1:])
     return sweep(argv)[0]
 
 
