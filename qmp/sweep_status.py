@@ -82,12 +82,15 @@ def slurm_states(job_ids: set[str]) -> dict[str, str] | None:
     them); a job missing from it has left the queue. None when squeue is missing or fails."""
     if not job_ids:
         return {}
-    command = ["squeue", "--noheader", "--array", "--states=all", "--format=%i|%T"]
+    arrays = sorted({job.split("_")[0] for job in job_ids})
+    command = ["squeue", "--noheader", "--array", "--states=all", "--format=%i|%T", f"--jobs={','.join(arrays)}"]
     try:
-        out = subprocess.run(command, capture_output=True, text=True, timeout=60, check=True).stdout
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.SubprocessError):
         return None
-    states = dict(line.strip().split("|", 1) for line in out.splitlines() if "|" in line)
+    if done.returncode != 0:  # squeue fails when it knows none of the ids: then all have left the queue
+        return {} if "Invalid job id" in done.stderr else None
+    states = dict(line.strip().split("|", 1) for line in done.stdout.splitlines() if "|" in line)
     return {job: state for job, state in states.items() if job in job_ids}
 
 

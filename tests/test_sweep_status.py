@@ -134,6 +134,23 @@ def test_squeue_missing_means_unknown(monkeypatch: pytest.MonkeyPatch) -> None:
     assert st.slurm_states({"1_0"}) is None and st.slurm_states(set()) == {}
 
 
+@pytest.mark.parametrize("script, expected", [
+    ("echo \"$@\" > args; printf '41_0|RUNNING\\n41_1|PENDING\\n41_2|COMPLETED\\n7|RUNNING\\n'",
+     {"41_0": "RUNNING", "41_2": "COMPLETED", "7": "RUNNING"}),
+    ("echo 'slurm_load_jobs error: Invalid job id specified' >&2; exit 1", {}),  # it knows none of them
+    ("echo 'slurm_load_jobs error: Unable to contact slurm controller' >&2; exit 1", None),
+])
+def test_squeue_answers(script: str, expected: dict[str, str] | None, tmp_path: Path,
+                        monkeypatch: pytest.MonkeyPatch) -> None:
+    squeue = tmp_path / "squeue"
+    squeue.write_text(f"#!/bin/sh\ncd {tmp_path}\n{script}\n")
+    squeue.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert st.slurm_states({"41_0", "41_2", "7"}) == expected
+    if expected:  # one call for every job, by array id
+        assert "--jobs=41,7" in (tmp_path / "args").read_text()
+
+
 TINY = ["--n_epochs", "4", "--batch_size", "80", "--min_buffer_size", "20", "--gradient_steps_per_itr", "8",
         "--num_evaluation_episodes", "0"]
 
