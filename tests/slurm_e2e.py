@@ -32,7 +32,8 @@ from qmp.run_dir import read_job, read_progress, read_status  # noqa: E402
 from tests.slurm_cluster import LocalSlurm, SlurmError, ensure_installed  # noqa: E402
 
 ENV, METHODS, SEEDS = "ToyReach-v0", ["dnc_sac", "qmp_dnc"], ["0", "1"]
-FLAGS = ["--n_epochs", "40"]  # ~15 s of training each on a free core: the requeue lands mid-run
+FLAGS = ["--n_epochs", "24"]  # ~6 s of training each on a free core: the requeue at epoch 3 lands mid-run
+N_EPOCHS = int(FLAGS[1])
 REQUEUED = ("qmp_dnc", "0")
 REQUEUE_AT_EPOCH = 3
 TIMEOUT_S = 900
@@ -132,7 +133,7 @@ def scenario(tmp: Path, cluster: LocalSlurm) -> None:
         raise Failure(f"the local reference sweep exited with {local.returncode}: see its log")
     for key, path in slurm_runs.items():
         ours, reference = without_time(path), without_time(local_runs[key])
-        if len(ours) != 40 or ours != reference:
+        if len(ours) != N_EPOCHS or ours != reference:
             bad = next((i for i, (a, b) in enumerate(zip(ours, reference, strict=False)) if a != b), None)
             raise Failure(f"{path}/progress.csv differs from the local run's ({len(ours)} vs {len(reference)} rows, "
                           f"first different row: {bad})")
