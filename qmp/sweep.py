@@ -106,8 +106,8 @@ def expand(methods: Sequence[str] | Mapping[str, Sequence[str]], envs: list[str]
     for word in [*extra, *(word for flags in own.values() for word in flags)]:
         flag = word.split("=")[0]
         if flag in RESERVED:
-            raise ConfigError(f"{flag} after `--` is set by the sweep for every run; "
-                              "use --envs, --seeds or --log_dir instead")
+            raise ConfigError(f"{flag} is set by the sweep for every run; give --envs, --seeds or --log_dir "
+                              "instead")
     runs: list[GridCell] = []
     for env in envs:
         for method, flags in own.items():
