@@ -4,7 +4,7 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test test-fast lint clean
+.PHONY: setup run test test-slurm test-fast lint clean
 
 $(STAMP): requirements.txt requirements-run.txt
 	test -x $(VPY) || $(PY) -m venv $(VENV)
@@ -22,6 +22,11 @@ run: $(STAMP)
 ## The whole test suite (about 10 minutes on 2 cores).
 test: $(STAMP)
 	$(VPY) -m pytest -q
+
+## qmp.sweep on a real one-node Slurm cluster on localhost: submit, requeue mid-run, resume, compare with local
+## runs (about 2-5 minutes; needs root: installs Debian's slurm packages if missing; not part of `make test`).
+test-slurm: $(STAMP)
+	$(VPY) tests/slurm_e2e.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

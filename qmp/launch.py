@@ -32,6 +32,7 @@ from qmp.checkpoint import (
 from qmp.cli import ConfigError
 from qmp.config import Config
 from qmp.environments import make_spec
+from qmp.environments.base import MultiTaskSpec
 from qmp.faults import StopRequested, StopSignals
 from qmp.flag_scope import VARIANT_FLAGS
 from qmp.logger import Logger, ProgressSink, headline_columns
@@ -39,11 +40,13 @@ from qmp.loop import Cursor, check_finite, evaluate_policies, run_epoch
 from qmp.run_dir import (
     CHECKPOINT,
     DONE,
+    FAILED,
     QSWITCH_LOG,
     RUNNING,
     STOPPED,
     VIDEOS,
     prepare_run_dir,
+    runner,
     truncate_jsonl,
     write_status,
 )
@@ -85,6 +88,8 @@ class Checkpointer:
         self.run_dir, self.path = run_dir, run_dir / CHECKPOINT
         self.meta, self.n_epochs, self.save_buffer, self.interval_s = meta, n_epochs, save_buffer, interval_s
         self.last_save = time.monotonic()
+        self.marked = (0, 0)  # (epoch, env_steps) of the last status.json: what the checkpoint on disk holds
+        self.process = {**runner(), "start_epoch": 0}  # who runs it, and from which epoch this process started
 
     def due(self) -> bool:
         """Whether `interval_s` passed since the last checkpoint (then one is written between cycles)."""
@@ -107,7 +112,25 @@ class Checkpointer:
         """status.json: how far the run is and whether it runs, stopped or is done (the sweep reads it)."""
         done = cursor.epoch >= self.n_epochs
         write_status(self.run_dir, epoch=cursor.epoch, n_epochs=self.n_epochs, env_steps=cursor.env_steps,
-                     state=DONE if done else state)
+                     state=DONE if done else state, **self.process)
+        self.marked = (cursor.epoch, cursor.env_steps)
+
+    def start(self, cursor: Cursor) -> None:
+        """status.json at a (re)start: running, from the checkpoint's epoch, by this process (so a run that dies
+        before its first checkpoint is not mistaken for one that never started)."""
+        self.process["start_epoch"] = cursor.epoch
+        self.mark(cursor)
+
+    def fail(self, exc: BaseException) -> None:
+        """status.json after an error that ends the run: failed (stopped for Ctrl-C), at the last checkpoint's
+        epoch, with the error. Never raises: the original error is what the caller must see."""
+        state = STOPPED if isinstance(exc, KeyboardInterrupt) else FAILED
+        error = (str(exc).strip().splitlines() or [""])[-1]
+        try:
+            write_status(self.run_dir, epoch=self.marked[0], n_epochs=self.n_epochs, env_steps=self.marked[1],
+                         state=state, **self.process, error=f"{type(exc).__name__}: {error}")
+        except OSError:
+            pass
 
     def between_cycles(self, parts: Parts, cursor: Cursor) -> None:
         """A checkpoint inside a long epoch, once `interval_s` passed (not after its last cycle: the epoch's
@@ -195,23 +218,37 @@ def train(cfg: Config) -> Path:
         else:
             print(f"Resuming {run_dir} at epoch {cursor.epoch} ({cursor.env_steps} env steps)", flush=True)
         write_config(run_dir, cfg, parts, device)
-        truncate_jsonl(run_dir / QSWITCH_LOG, cursor.epoch)
-        planned = parts.schedule.planned_steps(spec.num_tasks, cfg.n_epochs)
-        progress = ProgressSink(planned, cursor.env_steps, cfg.n_epochs, headline_columns(spec.main_metric))
-        logger = Logger.for_run(run_dir, cursor.epoch, start_wandb(cfg, run_dir) if cfg.wandb else None, progress)
+        checkpointer.start(cursor)
         try:
-            # signal handlers can only be installed from the main thread (tests may call train() elsewhere)
-            if threading.current_thread() is threading.main_thread():
-                with StopSignals() as signals:
-                    fit(parts, settings, cursor, logger, progress, checkpointer, signals)
-            else:
-                fit(parts, settings, cursor, logger, progress, checkpointer, None)
-            checkpointer.mark(cursor)  # also when a finished run is started again: nothing to train, status done
-        finally:
-            logger.close()
+            run(cfg, spec, parts, settings, cursor, checkpointer)
+        except StopRequested:
+            raise  # its checkpoint and status are written
+        except BaseException as exc:
+            checkpointer.fail(exc)
+            raise
     finally:
         parts.close()
     return run_dir
+
+
+def run(cfg: Config, spec: MultiTaskSpec, parts: Parts, settings: Settings, cursor: Cursor,
+        checkpointer: Checkpointer) -> None:
+    """Logging around fit(), with the stop signals installed when this is the main thread."""
+    truncate_jsonl(checkpointer.run_dir / QSWITCH_LOG, cursor.epoch)
+    planned = parts.schedule.planned_steps(spec.num_tasks, cfg.n_epochs)
+    progress = ProgressSink(planned, cursor.env_steps, cfg.n_epochs, headline_columns(spec.main_metric))
+    wandb_run = start_wandb(cfg, checkpointer.run_dir) if cfg.wandb else None
+    logger = Logger.for_run(checkpointer.run_dir, cursor.epoch, wandb_run, progress)
+    try:
+        # signal handlers can only be installed from the main thread (tests may call train() elsewhere)
+        if threading.current_thread() is threading.main_thread():
+            with StopSignals() as signals:
+                fit(parts, settings, cursor, logger, progress, checkpointer, signals)
+        else:
+            fit(parts, settings, cursor, logger, progress, checkpointer, None)
+        checkpointer.mark(cursor)  # also when a finished run is started again: nothing to train, status done
+    finally:
+        logger.close()
 
 
 def fit(parts: Parts, settings: Settings, cursor: Cursor, logger: Logger, progress: ProgressSink,

@@ -4,7 +4,9 @@
         config.json              the run's flags + resolved settings (written atomically at every (re)start)
         progress.csv             one row per epoch, appended (the last line may be torn by a kill)
         checkpoint.pt            everything needed to resume (qmp/checkpoint.py, written atomically)
-        status.json              epoch / n_epochs / env_steps / state, rewritten atomically after every checkpoint
+        status.json              epoch / n_epochs / env_steps / state (+ host, pid, Slurm job id, error), rewritten
+                                 atomically at every (re)start, after every checkpoint and when the run fails
+        job.json                 written by qmp.sweep at submission: cluster, job id, submit time, log files
         qswitch_selection.jsonl  QMP methods: one JSON record per epoch, appended (last line may be torn)
         tb/                      TensorBoard events
         wandb_run_id.txt         with --wandb: the wandb run a resumed run continues
@@ -21,6 +23,7 @@ import csv
 import json
 import os
 import shutil
+import socket
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -34,6 +37,7 @@ QSWITCH_LOG = "qswitch_selection.jsonl"
 TENSORBOARD = "tb"
 WANDB_RUN_ID = "wandb_run_id.txt"
 VIDEOS = "videos"
+JOB = "job.json"  # the sweep's file, not the run's: --overwrite keeps it (the job that runs the directory wrote it)
 # Everything a run writes into its directory; --overwrite removes these (and their .tmp siblings) and nothing else.
 RUN_FILES = (CONFIG, PROGRESS, CHECKPOINT, STATUS, QSWITCH_LOG, TENSORBOARD, WANDB_RUN_ID, VIDEOS)
 TMP_SUFFIX = ".tmp"  # atomic writes go to NAME.tmp in the same directory, then os.replace onto NAME
@@ -149,14 +153,24 @@ def _jsonl_lines(path: Path) -> list[tuple[str, dict[str, Any]]]:
 
 def read_config(run_dir: Path) -> dict[str, Any]:
     """config.json as a dict; RunDirError if it is missing, not JSON or not an object."""
-    path = Path(run_dir) / CONFIG
+    config = _read_object(Path(run_dir) / CONFIG, missing_ok=False)
+    assert config is not None
+    return config
+
+
+def _read_object(path: Path, missing_ok: bool) -> dict[str, Any] | None:
+    """A JSON object from a file; None if missing (and that is allowed), else RunDirError naming the file."""
     try:
-        config = json.loads(path.read_text())
+        record = json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        if missing_ok:
+            return None
+        raise RunDirError(f"cannot read {path}: {exc}") from exc
     except (OSError, ValueError) as exc:
         raise RunDirError(f"cannot read {path}: {exc}") from exc
-    if not isinstance(config, dict):
+    if not isinstance(record, dict):
         raise RunDirError(f"{path} does not hold a JSON object")
-    return config
+    return record
 
 
 def write_config(run_dir: Path, record: dict[str, Any]) -> None:
@@ -197,12 +211,9 @@ def read_status(run_dir: Path) -> RunStatus | None:
 
     Raises RunDirError if it exists but is not a status (write_status never leaves one like that)."""
     path = Path(run_dir) / STATUS
-    try:
-        record = json.loads(path.read_text())
-    except FileNotFoundError:
+    record = _read_object(path, missing_ok=True)
+    if record is None:
         return None
-    except (OSError, ValueError) as exc:
-        raise RunDirError(f"cannot read {path}: {exc}") from exc
     try:
         fields = {k: record.pop(k) for k in ("epoch", "n_epochs", "env_steps", "state", "updated")}
         status = RunStatus(int(fields["epoch"]), int(fields["n_epochs"]), int(fields["env_steps"]),
@@ -212,6 +223,43 @@ def read_status(run_dir: Path) -> RunStatus | None:
     if status.state not in STATES:
         raise RunDirError(f"{path}: unknown state {status.state!r}")
     return status
+
+
+def mark_failed(run_dir: Path, n_epochs: int, error: str) -> RunStatus | None:
+    """status.json says failed, keeping how far the checkpoint got: for a process that died without saying so.
+    A status that already says failed (with its own reason) or done is kept; returns what was written, or None."""
+    try:
+        status = read_status(run_dir)
+    except RunDirError:
+        status = None
+    if status is not None and (status.state == FAILED or status.finished):
+        return None
+    epoch, steps, extra = (status.epoch, status.env_steps, status.extra) if status else (0, 0, {})
+    return write_status(run_dir, epoch=epoch, n_epochs=n_epochs, env_steps=steps, state=FAILED,
+                        **{**extra, "error": error})
+
+
+def runner() -> dict[str, Any]:
+    """Who runs the run (status.json's extra fields): host and pid, and the Slurm job id as submitit names it
+    (ARRAYJOB_TASK for an array task), so `qmp.sweep status` can tell a live run from a dead one."""
+    env = os.environ
+    if env.get("SLURM_ARRAY_JOB_ID") and env.get("SLURM_ARRAY_TASK_ID"):
+        job: str | None = f"{env['SLURM_ARRAY_JOB_ID']}_{env['SLURM_ARRAY_TASK_ID']}"
+    else:
+        job = env.get("SLURM_JOB_ID")
+    return {"host": socket.gethostname(), "pid": os.getpid(), **({"slurm_job_id": job} if job else {})}
+
+
+# ---------------------------------------------------------------------------------------------- the sweep's job
+def write_job(run_dir: Path, record: dict[str, Any]) -> None:
+    """job.json (directory created): which job of which cluster was submitted to run this directory."""
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    _write_atomic(Path(run_dir) / JOB, json.dumps(record, indent=1) + "\n")
+
+
+def read_job(run_dir: Path) -> dict[str, Any] | None:
+    """job.json, or None if the run was not submitted by the sweep; RunDirError if it is not a JSON object."""
+    return _read_object(Path(run_dir) / JOB, missing_ok=True)
 
 
 # ---------------------------------------------------------------------------------------------- writing

@@ -2,6 +2,8 @@
 
     python -m qmp.sweep --methods dnc_sac qmp_dnc --envs JacoReachMT5-v1 --seeds 0 1 2 --cluster slurm \\
         --slurm_partition P -- --n_epochs 100
+    python -m qmp.sweep --file sweeps/paper/mt10.toml --cluster slurm     # a sweep file (qmp/sweep_file.py)
+    python -m qmp.sweep status data                                       # where each run stands (sweep_status.py)
 
 Every run is one `python run.py <method> --env=<env> --seed <s> --log_dir <dir> [extra]` command, validated
 up front with the same parser as run.py (a typo fails before anything is submitted: one line, exit 2).
@@ -16,12 +18,11 @@ Nothing here imports torch (run.py's children do): `--dry_run` and validation ta
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
-import signal
-import subprocess
+import socket
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,13 +32,14 @@ import submitit
 from qmp.cli import ConfigError, parse_args
 from qmp.environments import ENVS
 from qmp.methods import METHODS
-from qmp.run_dir import RunDirError, RunStatus, read_status, resolve_run_dir
+from qmp.run_dir import RunDirError, RunStatus, read_status, resolve_run_dir, write_job
+from qmp.sweep_file import RESERVED, load_sweep
+from qmp.sweep_job import RunJob
 
-ROOT = Path(__file__).resolve().parents[1]
-RUN_PY = ROOT / "run.py"
-# Flags the sweep sets itself: given again after `--`, two runs could share (and clobber) one run directory.
-RESERVED = ("--env", "--seed", "--log_dir", "--run_dir", "--snapshot_dir")
-STOP_GRACE_S = 60.0  # below submitit's default 90 s between the Slurm signal and the kill
+# A long run (MT50: weeks of CPU) times out again and again: each time it is requeued and resumes, not only
+# the 3 times submitit allows by default.
+MAX_TIMEOUTS = 1000
+RESOURCES: dict[str, float] = {"timeout_min": 1440, "cpus_per_task": 2, "mem_gb": 16.0, "gpus_per_node": 0}  # defaults
 
 
 @dataclass(frozen=True)
@@ -63,20 +65,23 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python -m qmp.sweep", description="Submit methods x envs x seeds of run.py as submitit jobs; "
                 "flags after `--` go to every run. Re-running skips finished runs and resubmits the others.")
-    p.add_argument("--methods", nargs="+", required=True, help=f"run.py methods: {', '.join(METHODS)}")
-    p.add_argument("--envs", nargs="+", required=True, help=f"environments: {', '.join(ENVS)}")
-    p.add_argument("--seeds", nargs="+", type=int, default=[0], help="seeds (default: 0)")
+    p.add_argument("--methods", nargs="+", help=f"run.py methods: {', '.join(METHODS)}")
+    p.add_argument("--envs", nargs="+", help=f"environments: {', '.join(ENVS)}")
+    p.add_argument("--seeds", nargs="+", type=int, help="seeds (default: 0, or the file's)")
+    p.add_argument("--file", type=Path, help="a sweep file (sweeps/paper/*.toml) instead of --methods and --envs: "
+                   "envs, seeds, methods with their own flags, and job resources (qmp/sweep_file.py)")
     p.add_argument("--log_dir", default="data",
                    help="root of the run directories; submitit logs go to LOG_DIR/_submitit")
     p.add_argument("--cluster", choices=("local", "slurm", "debug"), default=None,
                    help="local: subprocesses; slurm: sbatch; debug: in this process "
                         "(default: slurm if available, else local)")
     p.add_argument("--slurm_partition", default=None, help="Slurm partition")
-    p.add_argument("--timeout_min", type=int, default=1440,
-                   help="wall time of one job; longer runs are requeued and resume")
-    p.add_argument("--cpus_per_task", type=int, default=2)
-    p.add_argument("--mem_gb", type=float, default=16)
-    p.add_argument("--gpus_per_node", type=int, default=0, help="GPUs per job (also pass `-- --gpu 0` to use one)")
+    p.add_argument("--timeout_min", type=int, help="wall time of one job; longer runs are requeued and resume "
+                   f"(default: the file's, else {RESOURCES['timeout_min']})")
+    p.add_argument("--cpus_per_task", type=int, help=f"(default: the file's, else {RESOURCES['cpus_per_task']})")
+    p.add_argument("--mem_gb", type=float, help=f"(default: the file's, else {RESOURCES['mem_gb']})")
+    p.add_argument("--gpus_per_node", type=int, help="GPUs per job (also pass `-- --gpu 0` to use one; default: "
+                   "the file's, else 0)")
     p.add_argument("--max_parallel", type=int, default=None,
                    help="Slurm: at most this many jobs of the array run at once")
     p.add_argument("--wait", action="store_true",
@@ -93,18 +98,21 @@ def split_argv(argv: list[str]) -> tuple[list[str], list[str]]:
     return argv, []
 
 
-def expand(methods: list[str], envs: list[str], seeds: list[int], log_dir: str, extra: list[str]) -> list[GridCell]:
-    """The grid as validated runs; raises ConfigError (naming the command) on the first bad one."""
-    for word in extra:
+def expand(methods: Sequence[str] | Mapping[str, Sequence[str]], envs: list[str], seeds: list[int], log_dir: str,
+           extra: list[str]) -> list[GridCell]:
+    """The grid as validated runs; raises ConfigError (naming the command) on the first bad one. `methods` may
+    map each method to its own flags (a sweep file's), which come before `extra`."""
+    own = methods if isinstance(methods, Mapping) else {method: () for method in methods}
+    for word in [*extra, *(word for flags in own.values() for word in flags)]:
         flag = word.split("=")[0]
         if flag in RESERVED:
-            raise ConfigError(f"{flag} after `--` is set by the sweep for every run; "
-                              "use --envs, --seeds or --log_dir instead")
+            raise ConfigError(f"{flag} is set by the sweep for every run; give --envs, --seeds or --log_dir "
+                              "instead")
     runs: list[GridCell] = []
     for env in envs:
-        for method in methods:
+        for method, flags in own.items():
             for seed in seeds:
-                argv = [method, f"--env={env}", "--seed", str(seed), "--log_dir", log_dir, *extra]
+                argv = [method, f"--env={env}", "--seed", str(seed), "--log_dir", log_dir, *flags, *extra]
                 try:
                     cfg = parse_args(argv, list(METHODS), list(ENVS))
                 except ConfigError as exc:
@@ -133,68 +141,11 @@ def run_status(run_dir: Path) -> tuple[RunStatus | None, str]:
     return status, ""
 
 
-# ------------------------------------------------------------------------------ the job
-class RunJob(submitit.helpers.Checkpointable):
-    """`python run.py ARGV` in CWD as a child process.
-
-    A child (not run.main in this process) because preemption must end with a fresh checkpoint:
-    submitit's signal handler interrupts this process anywhere, whereas run.py stops at a safe point
-    when sent SIGUSR1. The child ignores submitit's preemption signal (Slurm sends it to every process
-    of the job step) and is told to stop by `checkpoint()` instead."""
-
-    def __init__(self, argv: list[str], cwd: str) -> None:
-        self.argv = list(argv)
-        self.cwd = cwd
-        self._proc: subprocess.Popen[bytes] | None = None
-
-    def __call__(self) -> str:
-        preempt = getattr(signal, "SIG" + os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2"), signal.SIGUSR2)
-
-        def ignore_preemption() -> None:
-            signal.signal(preempt, signal.SIG_IGN)
-
-        self._proc = subprocess.Popen([sys.executable, str(RUN_PY), *self.argv], cwd=self.cwd,
-                                      preexec_fn=ignore_preemption)
-        # poll, not wait(): checkpoint() runs in a signal handler on this thread, and would deadlock on
-        # the lock an interrupted Popen.wait() holds
-        while (code := self._proc.poll()) is None:
-            time.sleep(0.5)
-        self._proc = None
-        if code != 0:
-            hint = "; its checkpoint is kept: run the sweep again to resume" if code > 128 else ""
-            raise RuntimeError(f"run.py {shlex.join(self.argv)} exited with code {code}{hint}")
-        return str(Path(self.cwd) / run_dir_from_argv(self.argv))
-
-    def checkpoint(self, *args: Any, **kwargs: Any) -> submitit.helpers.DelayedSubmission:
-        """Preempted or timed out: let the run write its checkpoint, then requeue the same command."""
-        proc = self._proc
-        if proc is not None and proc.returncode is None:
-            try:
-                os.kill(proc.pid, signal.SIGUSR1)
-                deadline = time.monotonic() + STOP_GRACE_S
-                while time.monotonic() < deadline and os.waitpid(proc.pid, os.WNOHANG) == (0, 0):
-                    time.sleep(0.2)
-            except (ChildProcessError, ProcessLookupError):
-                pass
-        return super().checkpoint(*args, **kwargs)
-
-    def __getstate__(self) -> dict[str, Any]:
-        """A Popen does not pickle, and a requeued job starts without a child anyway."""
-        return {**self.__dict__, "_proc": None}
-
-    def __repr__(self) -> str:
-        return f"RunJob({shlex.join(['run.py', *self.argv])})"
-
-
-def run_dir_from_argv(argv: list[str]) -> Path:
-    cfg = parse_args(argv, list(METHODS), list(ENVS))
-    return resolve_run_dir(cfg.run_dir, cfg.log_dir, cfg.env, cfg.method, cfg.name, cfg.seed)
-
-
 # ------------------------------------------------------------------------------ submission
 def make_executor(args: argparse.Namespace) -> submitit.AutoExecutor:
     """One executor for the whole grid; Slurm-only settings are passed only to Slurm."""
-    executor = submitit.AutoExecutor(folder=Path(args.log_dir) / "_submitit", cluster=args.cluster)
+    executor = submitit.AutoExecutor(folder=Path(args.log_dir) / "_submitit", cluster=args.cluster,
+                                     slurm_max_num_timeout=MAX_TIMEOUTS)
     params: dict[str, Any] = {"name": "qmp_sweep", "timeout_min": args.timeout_min, "cpus_per_task": args.cpus_per_task,
                               "mem_gb": args.mem_gb, "gpus_per_node": args.gpus_per_node}
     if executor.cluster == "slurm":
@@ -204,6 +155,14 @@ def make_executor(args: argparse.Namespace) -> submitit.AutoExecutor:
             params["slurm_array_parallelism"] = args.max_parallel
     executor.update_parameters(**params)
     return executor
+
+
+def record_job(run_dir: Path, cluster: str, job: submitit.Job[Any]) -> None:
+    """job.json in the run directory: what `qmp.sweep status` asks the cluster about, and where the logs are."""
+    paths = getattr(job, "paths", None)
+    write_job(run_dir, {"cluster": cluster, "job_id": str(job.job_id), "submitted": time.time(),
+                        "host": socket.gethostname(),
+                        "stdout": str(paths.stdout) if paths else None, "stderr": str(paths.stderr) if paths else None})
 
 
 def print_table(rows: list[tuple[str, str, str]], file: Any = None) -> None:
@@ -220,12 +179,32 @@ def job_state(job: submitit.Job[Any]) -> str:
         return f"UNKNOWN ({type(exc).__name__})"
 
 
+def grid(args: argparse.Namespace, extra: list[str]) -> tuple[Any, list[str], list[int], str, list[str]]:
+    """expand()'s arguments from the command line or from --file (whose resources fill the resource flags not
+    given on the command line; flags after `--` come after the file's, so they win)."""
+    if args.file is None:
+        if not args.methods or not args.envs:
+            raise ConfigError("give --methods and --envs, or --file with a sweep file (sweeps/paper/*.toml)")
+        resources: dict[str, float] = {}
+        methods, envs, seeds = args.methods, args.envs, args.seeds or [0]
+    else:
+        if args.methods or args.envs:
+            raise ConfigError(f"--file {args.file} lists the methods and envs: drop --methods and --envs")
+        plan = load_sweep(args.file)
+        methods, envs, seeds, extra, resources = plan.methods, plan.envs, args.seeds or plan.seeds, \
+            [*plan.flags, *extra], plan.resources
+    for key, default in RESOURCES.items():
+        if getattr(args, key) is None:
+            setattr(args, key, type(default)(resources.get(key, default)))
+    return methods, envs, seeds, args.log_dir, extra
+
+
 def sweep(argv: list[str]) -> tuple[int, list[submitit.Job[Any]]]:
     """The CLI without sys.exit: (exit code, submitted jobs). Tests call this to wait on the jobs."""
     own, extra = split_argv(argv)
     try:
         args = build_parser().parse_args(own)
-        runs = expand(args.methods, args.envs, args.seeds, args.log_dir, extra)
+        runs = expand(*grid(args, extra))
     except ConfigError as exc:
         print(f"qmp.sweep: error: {exc}", file=sys.stderr)
         return 2, []
@@ -249,7 +228,10 @@ def sweep(argv: list[str]) -> tuple[int, list[submitit.Job[Any]]]:
         cwd = str(Path.cwd())
         with executor.batch():
             jobs = [executor.submit(RunJob(run.argv, cwd)) for run, _ in todo]
-        print(f"Submitted {len(jobs)} job(s) to {executor.cluster}; logs in {executor.folder}", flush=True)
+        for (run, _), job in zip(todo, jobs, strict=True):
+            record_job(run.run_dir, executor.cluster, job)
+        print(f"Submitted {len(jobs)} job(s) to {executor.cluster}; logs in {executor.folder}; "
+              f"progress: python -m qmp.sweep status {args.log_dir}", flush=True)
     failed = 0
     wait = args.wait or (todo and executor.cluster == "debug")
     for (run, note), job in zip(todo, jobs, strict=True):
@@ -265,6 +247,10 @@ def sweep(argv: list[str]) -> tuple[int, list[submitit.Job[Any]]]:
 
 
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["status"]:
+        from qmp.sweep_status import main as status_main
+
+        return status_main(argv[1:])
     return sweep(argv)[0]
 
 
