@@ -94,7 +94,7 @@ def test_buffer_refuses_the_task_major_layout_of_old_checkpoints() -> None:
     order = (torch.arange(buf.size) + (buf.ptr - buf.size)) % buf.capacity  # the old format: oldest first
     old = {"size": buf.size, "ptr": buf.ptr, "capacity": buf.capacity, "order": order,
            "data": {k: v[:, order].clone() for k, v in buf.storage.items()}}
-    with pytest.raises(ValueError, match="layout 'task-major' is not this code's 'step-major'"):
+    with pytest.raises(ValueError, match="layout 'task-major' is not this code's 'step-major, obs once'"):
         MultiTaskReplayBuffer(T, 64, O, A, CPU).load_state_dict(old)
 
 
