@@ -153,3 +153,12 @@ def test_benchmark_measures_the_real_loop_on_the_toy_env() -> None:
     assert any("max_update_rows 0" in line for line in lines) and any("sliced" in line for line in lines)
     assert throughput.EnsembleLinear.forward is shipped  # every lever is switched back
     assert parts.eval_env is None  # the loop measurement never evaluates
+
+
+def test_benchmark_fills_the_replay_buffer_with_whole_episodes() -> None:
+    import throughput
+
+    buf = throughput.filled_replay("JacoReachMT5-v1", 1000)  # 200-step episodes, one preset cycle per extend
+    assert buf.size == 1000 and buf.data.shape[1:] == (5, 15 + 6 + 3)
+    assert np.array_equal(buf.final_next - buf.final_head, [5] * 5)  # one final s' per episode
+    assert buf.sample(32).next_obs.shape == (5, 32, 15)
