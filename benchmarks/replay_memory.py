@@ -39,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     buf = filled_replay(ENV, capacity)
     filled = time.perf_counter() - start
     buf.sample(cfg.buffer_batch_size)
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # KB on Linux
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9  # KiB on Linux
     print(f"{ENV}: {cfg.n_policies} tasks x {capacity} transitions: buffer tensors "
           f"{buf.data.untyped_storage().nbytes() / 1e9:.2f} GB, peak RSS {rss:.2f} GB (filled in {filled:.0f} s)")
 

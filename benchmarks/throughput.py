@@ -273,10 +273,11 @@ def filled_replay(env: str, capacity: int) -> MultiTaskReplayBuffer:
 
 
 def measure_buffer(repeats: int) -> list[str]:
-    """Median seconds of one `sample` of the preset's batch per task from a full buffer (BENCH_CAPACITY per task)."""
+    """Median CPU seconds of one `sample` of the preset's batch per task from a full buffer (BENCH_CAPACITY per
+    task): CPU time, not wall time, so that the other processes of a shared machine do not count."""
     lines = [f"\n## replay sampling: one sample() of the DnC batch from {BENCH_CAPACITY} transitions per task "
              f"(medians of {repeats} x {BUFFER_SAMPLES} calls)",
-             f"{'env':18s} {'tasks x batch':>14s} {'us per sample':>14s} {'buffer GB':>10s}"]
+             f"{'env':18s} {'tasks x batch':>14s} {'CPU us per sample':>18s} {'buffer GB':>10s}"]
     for env in BUFFER_SHAPES:
         t = BUFFER_SHAPES[env][0]
         batch = ScheduleSettings.of(parse_args(["qmp_dnc", f"--env={env}"], list(METHODS), list(ENVS)),
@@ -285,12 +286,12 @@ def measure_buffer(repeats: int) -> list[str]:
         buf.sample(batch)
         times = []
         for _ in range(repeats):
-            start = time.perf_counter()
+            start = time.process_time()
             for _ in range(BUFFER_SAMPLES):
                 buf.sample(batch)
-            times.append((time.perf_counter() - start) / BUFFER_SAMPLES)
+            times.append((time.process_time() - start) / BUFFER_SAMPLES)
         gb = sum(v.untyped_storage().nbytes() for v in vars(buf).values() if isinstance(v, torch.Tensor)) / 1e9
-        lines.append(f"{env:18s} {f'{t} x {batch}':>14s} {median(times) * 1e6:14.0f} {gb:10.2f}")
+        lines.append(f"{env:18s} {f'{t} x {batch}':>14s} {median(times) * 1e6:18.0f} {gb:10.2f}")
         del buf
     return lines
 

@@ -110,10 +110,11 @@ def test_qswitch_q1_scores_equal_the_twin_critic_first_head() -> None:
 
 
 def test_presets_fit_the_memory_budget() -> None:
-    """Replay buffers (float32 obs, next_obs, act, rew, terminated) of the largest preset stay < 10 GB,
+    """Replay buffers of the largest preset (MT50's DnC family at the original's 1e6 per task) stay < 10 GB,
     leaving room for two MT50 env instances (~2.6 GB) under a 16 GB peak."""
     cfg = parse_args(["dnc_sac", "--env=MetaWorldMT50-v2"], list(METHODS), list(ENVS))
-    row_bytes = 4 * (2 * 39 + 4 + 2)
+    assert replay_capacity(cfg, cfg.n_policies) == 1_000_000
+    row_bytes = MultiTaskReplayBuffer(1, 1, 39, 4, CPU).data.nbytes  # obs once, act, rew, terminated, final
     assert cfg.n_policies * replay_capacity(cfg, cfg.n_policies) * row_bytes < 10e9
     mt10 = parse_args(["dnc_sac", "--env=MetaWorldMT10-v2"], list(METHODS), list(ENVS))
     assert replay_capacity(mt10, mt10.n_policies) == 1_000_000
