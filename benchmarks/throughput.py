@@ -250,7 +250,7 @@ def measure_memory(threads: int) -> tuple[float, str]:
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode != 0:
             raise RuntimeError(f"MT50 memory run failed ({done.returncode}): {done.stderr[-2000:]}")
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1e6, " ".join(cmd[1:])
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024 / 1e9, " ".join(cmd[1:])  # KiB on Linux
 
 
 def filled_replay(env: str, capacity: int) -> MultiTaskReplayBuffer:
