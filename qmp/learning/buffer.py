@@ -43,13 +43,13 @@ class MultiTaskReplayBuffer:
 
     `data` is ONE step-major float32 tensor (capacity, T, obs + act + 1 + 1 + 1): obs, act, rew,
     terminated and `final`. The s' of row k (of task t) is the obs of row k + 1 (mod capacity), written by
-    the same lockstep step one later, unless `final` >= 0: then it is kept in the side store `finals`
+    the task's next lockstep step, unless `final` >= 0: then it is kept in the side store `finals`
     (slots, T, obs_dim) under that id (modulo the store's size). A row gets a final when its s' differs
     from the next row's obs: the episode of that task ended there (termination or time limit; tasks end
     independently), and always for the newest row, whose successor is not written yet; the next `extend`
     drops that provisional final again if its first obs is the same s'. Finals are allocated in row
     order per task and rows are overwritten oldest first, so each task's finals are a FIFO of ids
-    [head, next): the store holds about one slot per episode in the buffer. Every one of the `size`
+    [final_head, final_next): the store holds about one slot per episode in the buffer. Every one of the `size`
     rows is a complete transition, so sampling draws from exactly the same rows and values as a layout
     that stored s' in every row, at 55% of its memory for Meta-World (obs 39, act 4).
 
