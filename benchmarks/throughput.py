@@ -6,11 +6,13 @@ One run measures, per env (JacoReachMT5-v1, MetaWorldMT10-v2 with their presets)
   (c) the full training loop (collection + buffer + updates + checks) for dnc_sac and qmp_dnc;
   (d) the peer: SB3 SAC, one model per task, one task after another (benchmarks/peer_sb3.py);
 then evaluation's share of the wall time with the presets, env steps/s against the number of tasks
-(Meta-World MT50 subsets of 1, 5, 10, 50 tasks) and the peak RSS of a short MT50 run with its preset.
+(Meta-World MT50 subsets of 1, 5, 10, 50 tasks), the replay buffer's cost of one `sample` at the MT50
+and Jaco batch shapes, and the peak RSS of a short MT50 run with its preset.
 Measurements are interleaved and repeated; medians are reported, and every ratio comes from this run.
 
     .venv/bin/python benchmarks/throughput.py                 # everything, ~8 minutes on 2 idle cores
     .venv/bin/python benchmarks/throughput.py --skip scaling memory --repeats 5
+    .venv/bin/python benchmarks/throughput.py --envs --skip peer levers scaling memory --repeats 7   # buffer only
 """
 
 from __future__ import annotations
@@ -42,10 +44,11 @@ from qmp.config import Config  # noqa: E402
 from qmp.environments import ENVS, make_spec  # noqa: E402
 from qmp.environments.multitask import MultiTaskEnv  # noqa: E402
 from qmp.launch import seed_everything  # noqa: E402
+from qmp.learning.buffer import MultiTaskReplayBuffer  # noqa: E402
 from qmp.learning.nets import EnsembleLinear  # noqa: E402
 from qmp.loop import Cursor, evaluate_policies, run_epoch  # noqa: E402
 from qmp.methods import METHODS  # noqa: E402
-from qmp.settings import Settings  # noqa: E402
+from qmp.settings import ScheduleSettings, Settings  # noqa: E402
 
 # Work per env: `scale` x one preset collection cycle (env steps and gradient steps scaled together, so
 # updates per env step, batch sizes and networks stay the preset's), `cycles` cycles per measurement.
@@ -55,6 +58,9 @@ LEVER_UPDATES = {"JacoReachMT5-v1": 100, "MetaWorldMT10-v2": 5}
 SCALING_TASKS = (1, 5, 10, 50)
 SCALING_FLAGS = ["--hidden_sizes", "256", "256", "--buffer_batch_size=256", "--min_buffer_size=256"]
 SCALING_STEPS, SCALING_UPDATES = 50, 5  # per task and measurement: 0.1 updates per env step, as MT10
+# Replay sampling: (tasks, obs, act) as the envs report them, so the benchmark builds no simulator
+BUFFER_SHAPES = {"MetaWorldMT50-v2": (50, 39, 4), "JacoReachMT5-v1": (5, 15, 6)}
+BUFFER_SAMPLES = 100  # sample() calls per measurement
 TARGETS = {"overhead": 1.15, "qmp_vs_dnc": 1.10, "peer": {"MetaWorldMT10-v2": 5.0, "JacoReachMT5-v1": 3.0},
            "eval_share": 0.10, "rss_gb": 16.0}
 
@@ -244,7 +250,50 @@ def measure_memory(threads: int) -> tuple[float, str]:
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode != 0:
             raise RuntimeError(f"MT50 memory run failed ({done.returncode}): {done.stderr[-2000:]}")
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1e6, " ".join(cmd[1:])
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024 / 1e9, " ".join(cmd[1:])  # KiB on Linux
+
+
+def filled_replay(env: str, capacity: int) -> MultiTaskReplayBuffer:
+    """A full buffer of the env's shapes holding whole episodes of its horizon, as collection writes them
+    (one preset cycle per call; s' is the next step's obs except at an episode's end)."""
+    t, o, a = BUFFER_SHAPES[env]
+    horizon, cycle = ENVS[env].horizon, ScheduleSettings.of(parse_args(["qmp_dnc", f"--env={env}"], list(METHODS),
+                                                                       list(ENVS)), t).steps_per_cycle
+    rng = np.random.default_rng(0)
+    buf = MultiTaskReplayBuffer(t, capacity, o, a, torch.device("cpu"))
+    episode = rng.standard_normal((horizon + 1, t, o), np.float32)
+    act, rew = rng.uniform(-1, 1, (cycle, t, a)).astype(np.float32), rng.standard_normal((cycle, t), np.float32)
+    written = 0
+    while written < capacity:
+        k = np.arange(written, written + cycle) % horizon  # step within the episode of each row
+        buf.extend({"obs": episode[k], "next_obs": episode[k + 1], "act": act, "rew": rew,
+                    "terminated": np.zeros((cycle, t), np.float32)})
+        written += cycle
+    return buf
+
+
+def measure_buffer(repeats: int) -> list[str]:
+    """Median CPU seconds of one `sample` of the preset's batch per task from a full buffer (BENCH_CAPACITY per
+    task): CPU time, not wall time, so that the other processes of a shared machine do not count."""
+    lines = [f"\n## replay sampling: one sample() of the DnC batch from {BENCH_CAPACITY} transitions per task "
+             f"(medians of {repeats} x {BUFFER_SAMPLES} calls)",
+             f"{'env':18s} {'tasks x batch':>14s} {'CPU us per sample':>18s} {'buffer GB':>10s}"]
+    for env in BUFFER_SHAPES:
+        t = BUFFER_SHAPES[env][0]
+        batch = ScheduleSettings.of(parse_args(["qmp_dnc", f"--env={env}"], list(METHODS), list(ENVS)),
+                                    t).batch_per_task
+        buf = filled_replay(env, BENCH_CAPACITY)
+        buf.sample(batch)
+        times = []
+        for _ in range(repeats):
+            start = time.process_time()
+            for _ in range(BUFFER_SAMPLES):
+                buf.sample(batch)
+            times.append((time.process_time() - start) / BUFFER_SAMPLES)
+        gb = sum(v.untyped_storage().nbytes() for v in vars(buf).values() if isinstance(v, torch.Tensor)) / 1e9
+        lines.append(f"{env:18s} {f'{t} x {batch}':>14s} {median(times) * 1e6:18.0f} {gb:10.2f}")
+        del buf
+    return lines
 
 
 def lever_variants(exp: Bench) -> dict[str, tuple[Callable[[], None], Callable[[], None]]]:
@@ -352,7 +401,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--envs", nargs="*", default=list(WORK))
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--torch_threads", type=int, default=1)
-    parser.add_argument("--skip", nargs="*", default=[], choices=["peer", "levers", "scaling", "memory"])
+    parser.add_argument("--skip", nargs="*", default=[], choices=["peer", "levers", "scaling", "buffer", "memory"])
     args = parser.parse_args(argv)
     torch.set_num_threads(args.torch_threads)
     peer = "peer" not in args.skip
@@ -374,6 +423,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                   f"{'loop s per 1k task-steps':>25s}"]
         for k, env_sps, upd_sps, loop_sps in measure_scaling(SCALING_TASKS):
             lines.append(f"{k:5d} {env_sps:10.0f} {upd_sps:12.0f} {loop_sps:10.0f} {1000 / loop_sps:25.3f}")
+    if "buffer" not in args.skip:
+        print("measuring replay sampling ...", flush=True)
+        lines += measure_buffer(args.repeats)
     if "memory" not in args.skip:
         print("measuring MT50 peak memory ...", flush=True)
         rss, cmd = measure_memory(args.torch_threads)

@@ -18,7 +18,9 @@ import numpy as np
 import torch
 
 CHECKPOINT_NAME = "checkpoint.pt"
-FORMAT_VERSION = 4  # 2: EpochProgress ("partial"); 3: unstable episodes from Episode records; 4: MujocoTaskEnv state
+# 2: EpochProgress ("partial"); 3: unstable episodes from Episode records; 4: MujocoTaskEnv state;
+# 5: the replay buffer stores each observation once (layout "step-major, obs once", plus its side store of final s')
+FORMAT_VERSION = 5
 REQUIRED_KEYS = ("meta", "code_version", "epoch", "agent", "env", "rng")
 
 

@@ -12,7 +12,6 @@ from typing import Any
 from qmp.methods import METHODS
 
 ORIGINAL_REPLAY_SIZE = 1_000_000
-REPLAY_MEMORY_CAP = {"MetaWorldMT50-v2": 500_000}
 
 def _f(default: Any, help: str, **kwargs: Any) -> Any:
     return field(default=default, metadata={"help": help, **kwargs})
@@ -106,7 +105,7 @@ class Config:
                                      "(the Q-switch's candidates and every evaluation stay single tanh, as there)")
     replay_buffer_size: int | None = _f(None, "transitions kept per task; default the original's: 1e6 per task for "
                                         "the DnC family, one 1e6 buffer shared by all tasks (ceil(1e6 / T) per task) "
-                                        "for sac, mtsac and qmp_sac; MT50's DnC family keeps 5e5 per task to fit 16 GB")
+                                        "for sac, mtsac and qmp_sac")
     save_buffer: bool = _f(True, "include the replay buffers in checkpoints (needed for exact resume)")
     snapshot_interval_s: float = _f(1800.0, "also checkpoint between collection cycles or epochs once this many "
                                     "seconds passed since the last checkpoint (0: after every cycle)")
@@ -139,9 +138,8 @@ class Config:
 
 def replay_capacity(cfg: Config, num_tasks: int) -> int:
     """Transitions kept per task: --replay_buffer_size, else the original's replay split as our per-task ring
-    holds it (ceil(1e6 / T) per task where the original shared one buffer), capped by REPLAY_MEMORY_CAP."""
+    holds it (ceil(1e6 / T) per task where the original shared one buffer)."""
     if cfg.replay_buffer_size is not None:
         return cfg.replay_buffer_size
     shared = cfg.method in METHODS and METHODS[cfg.method].sac_family
-    per_task = math.ceil(ORIGINAL_REPLAY_SIZE / num_tasks) if shared else ORIGINAL_REPLAY_SIZE
-    return min(per_task, REPLAY_MEMORY_CAP.get(cfg.env, per_task))
+    return math.ceil(ORIGINAL_REPLAY_SIZE / num_tasks) if shared else ORIGINAL_REPLAY_SIZE

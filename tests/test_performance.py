@@ -94,7 +94,7 @@ def test_buffer_refuses_the_task_major_layout_of_old_checkpoints() -> None:
     order = (torch.arange(buf.size) + (buf.ptr - buf.size)) % buf.capacity  # the old format: oldest first
     old = {"size": buf.size, "ptr": buf.ptr, "capacity": buf.capacity, "order": order,
            "data": {k: v[:, order].clone() for k, v in buf.storage.items()}}
-    with pytest.raises(ValueError, match="layout 'task-major' is not this code's 'step-major'"):
+    with pytest.raises(ValueError, match="layout 'task-major' is not this code's 'step-major, obs once'"):
         MultiTaskReplayBuffer(T, 64, O, A, CPU).load_state_dict(old)
 
 
@@ -110,10 +110,11 @@ def test_qswitch_q1_scores_equal_the_twin_critic_first_head() -> None:
 
 
 def test_presets_fit_the_memory_budget() -> None:
-    """Replay buffers (float32 obs, next_obs, act, rew, terminated) of the largest preset stay < 10 GB,
+    """Replay buffers of the largest preset (MT50's DnC family at the original's 1e6 per task) stay < 10 GB,
     leaving room for two MT50 env instances (~2.6 GB) under a 16 GB peak."""
     cfg = parse_args(["dnc_sac", "--env=MetaWorldMT50-v2"], list(METHODS), list(ENVS))
-    row_bytes = 4 * (2 * 39 + 4 + 2)
+    assert replay_capacity(cfg, cfg.n_policies) == 1_000_000
+    row_bytes = MultiTaskReplayBuffer(1, 1, 39, 4, CPU).data.nbytes  # obs once, act, rew, terminated, final
     assert cfg.n_policies * replay_capacity(cfg, cfg.n_policies) * row_bytes < 10e9
     mt10 = parse_args(["dnc_sac", "--env=MetaWorldMT10-v2"], list(METHODS), list(ENVS))
     assert replay_capacity(mt10, mt10.n_policies) == 1_000_000
@@ -153,3 +154,12 @@ def test_benchmark_measures_the_real_loop_on_the_toy_env() -> None:
     assert any("max_update_rows 0" in line for line in lines) and any("sliced" in line for line in lines)
     assert throughput.EnsembleLinear.forward is shipped  # every lever is switched back
     assert parts.eval_env is None  # the loop measurement never evaluates
+
+
+def test_benchmark_fills_the_replay_buffer_with_whole_episodes() -> None:
+    import throughput
+
+    buf = throughput.filled_replay("JacoReachMT5-v1", 1000)  # 200-step episodes, one preset cycle per extend
+    assert buf.size == 1000 and buf.data.shape[1:] == (5, 15 + 6 + 3)
+    assert np.array_equal(buf.final_next - buf.final_head, [5] * 5)  # one final s' per episode
+    assert buf.sample(32).next_obs.shape == (5, 32, 15)

@@ -257,7 +257,9 @@ def test_nan_observation_stops_with_task_and_epoch_and_keeps_last_checkpoint(tmp
     err = capsys.readouterr().err
     assert "non-finite observation in task reach-90deg at epoch 1" in err and "last good checkpoint" in err
     kept = load_checkpoint(tmp_path / CHECKPOINT_NAME)
-    assert kept["epoch"] == 1 and np.isfinite(kept["buffer"]["data"]["next_obs"].numpy()).all()
+    replay = kept["buffer"]  # every s' is a row's obs or a final in the side store
+    assert kept["epoch"] == 1 and np.isfinite(replay["data"]["obs"].numpy()).all()
+    assert np.isfinite(replay["finals"].numpy()).all()
     assert [r["epoch"] for r in rows_of(tmp_path)] == ["0"]
 
 
