@@ -85,6 +85,9 @@ def test_a_policy_that_returns_one_tensor_is_deterministic_and_shapes_are_checke
         PolicyList(modules).act(torch.randn(3, 5, OBS))
     with pytest.raises(ValueError, match="at least one"):
         CriticList([])
+    with pytest.raises(ValueError, match="entropy term needs the batched TanhGaussianPolicy"):
+        QSwitchMixture(PolicyList(modules), CriticList([Distance(torch.zeros(ACT))] * T), T, entropy=True,
+                       log_alpha=torch.zeros(T))
 
 
 def test_the_example_runs_and_stays_under_40_lines() -> None:
