@@ -5,8 +5,11 @@ from __future__ import annotations
 from matplotlib.axes import Axes
 from matplotlib.ticker import EngFormatter
 
+# Matplotlib's ten, then six more that stay apart from them, so that every method (12) and a few named
+# variants each get a colour of their own in one figure.
 COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple",
-           "tab:brown", "tab:pink", "tab:gray", "tab:olive", "tab:cyan")
+           "tab:brown", "tab:pink", "tab:gray", "tab:olive", "tab:cyan",
+           "black", "gold", "navy", "lime", "teal", "maroon")
 
 
 def style_panel(ax: Axes, title: str, x: str, metric: str) -> None:

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from qmp import plot, qswitch_selection, results
+from qmp.methods import METHODS
 from tests.test_results import JACO, MAZE, dnc_evals, write_paper_run
 
 ENV = "ToyEnv-v0"
@@ -96,6 +97,14 @@ def test_grouping_skips_empty_runs_and_orders_like_the_paper(root: Path, capsys:
     labels = [k.label() for k in groups]
     assert labels == ["Separated", "Separated + QMP", "Separated + QMP [big]"]
     assert len(set(plot.group_colours(list(groups)).values())) == 3
+
+
+def test_every_method_and_two_variants_get_distinct_colours() -> None:
+    keys = [results.GroupKey(ENV, rank, method, "None") for rank, method in enumerate(METHODS)]
+    keys += [results.GroupKey(ENV, 3, "qmp_dnc", "big"), results.GroupKey(ENV, 0, "sac", "small")]
+    colours = plot.group_colours(keys)
+    assert len(set(colours.values())) == len(keys)
+    assert colours[keys[0]] == plot.group_colours(keys[:1])[keys[0]]  # a method keeps its colour across figures
 
 
 def test_series_skips_empty_eval_cells(root: Path) -> None:

@@ -163,7 +163,8 @@ def test_killed_and_resumed_run_is_bit_identical(method: str, tmp_path: Path) ->
         _, err = proc.communicate(timeout=30)
         if proc.returncode != 0:  # 0 only if the run finished before the signal arrived
             assert proc.returncode == 128 + signal.SIGTERM, err
-            assert time.monotonic() - sent < 5.0
+            # well inside Slurm's default KillWait (30 s); under load the final checkpoint write alone can take 5 s
+            assert time.monotonic() - sent < 20.0
             assert "SIGTERM" in err and "resume --snapshot_dir" in err and "same command" in err
     # 4. resume until finished, the last time with `run.py resume --snapshot_dir`
     for attempt in range(5):
