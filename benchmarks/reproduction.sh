@@ -13,25 +13,43 @@
 #   jaco_parameters_double_tanh   the same with --multihead_double_tanh true (the original's squashing)
 #   maze_parameters  mtsac vs qmp_sac on MazeLarge-10-v0 with the Parameters flags, EPOCHS (default 100 = 600k)
 # Runs go to data/repro/{env}/{method}/{name}/seed{k}; running a batch again resumes unfinished runs.
+# UNTIL=TIME (anything date -d reads: 17:05, 'now + 80 minutes') stops every run at TIME with SIGTERM (a run then
+# writes its checkpoint and exits; the next call resumes it) and starts no run later than MIN_LEFT_S (300) seconds
+# before it, so that a batch fits a machine you only have until then. LOG_DIR and RESULTS_DIR move the runs and the
+# kept files.
 # Redraw the figure and table from docs/results/ with the commands in docs/results.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LANES=${LANES:-2}
-LOG_DIR=data/repro
+LOG_DIR=${LOG_DIR:-data/repro}
+RESULTS_DIR=${RESULTS_DIR:-docs/results}
 PY=${PYTHON:-.venv/bin/python}
+MIN_LEFT_S=${MIN_LEFT_S:-300}
+DEADLINE=""
+if [ -n "${UNTIL:-}" ]; then
+  DEADLINE=$(date -d "$UNTIL" +%s 2>/dev/null) || {
+    echo "UNTIL='$UNTIL' is not a time date -d understands; valid: e.g. UNTIL=17:05 or UNTIL='now + 80 minutes'" >&2
+    exit 2
+  }
+  if [ "$DEADLINE" -le "$(( $(date +%s) + MIN_LEFT_S ))" ]; then
+    echo "UNTIL='$UNTIL' is $(date -d "@$DEADLINE" '+%F %T'), less than MIN_LEFT_S=$MIN_LEFT_S s away; valid: a later time" >&2
+    exit 2
+  fi
+fi
 PARAMS="--policy_architecture multihead --Q_architecture multihead --lr 0.001 --hidden_sizes 512 512"
 
 keep() {
   find "$LOG_DIR" -name config.json | while read -r config; do
     run=$(dirname "$config")
-    dest=docs/results/${run#"$LOG_DIR"/}
+    dest=$RESULTS_DIR/${run#"$LOG_DIR"/}
     mkdir -p "$dest"
     for f in config.json progress.csv qswitch_selection.jsonl; do
       [ -f "$run/$f" ] && cp "$run/$f" "$dest/$f"
     done
   done
   # config.json holds the machine-specific run directory: keep the layout, drop the prefix
-  find docs/results -name config.json -exec sed -i "s#\"run_dir\": \"[^\"]*/$LOG_DIR/#\"run_dir\": \"$LOG_DIR/#" {} +
+  [ -d "$RESULTS_DIR" ] || return 0
+  find "$RESULTS_DIR" -name config.json -exec sed -i "s#\"run_dir\": \"[^\"]*/$LOG_DIR/#\"run_dir\": \"$LOG_DIR/#" {} +
 }
 
 report() {  # every figure and table of docs/results.md, from the files kept in docs/results/
@@ -123,9 +141,20 @@ case ${1:-} in
     lines=$(runs "$batch" "$@")
     mkdir -p "$LOG_DIR/_logs"
     check "$lines"  # every command is validated before any run starts (a typo fails here, not an hour in)
-    echo "$lines" | xargs -P "$LANES" -I{} sh -c \
-      'line="$1"; log="$2/_logs/$(echo "$line" | tr " =/" "__-").log"; $3 run.py $line --log_dir "$2" > "$log" 2>&1; echo "exit $? $line"' \
-      _ {} "$LOG_DIR" "$PY"
+    # each line: run.py (under `timeout` when UNTIL is set: SIGTERM at the deadline, SIGKILL 5 minutes later if a
+    # long warm-up collection has not yet reached a point where the run can stop), then one line on how it ended;
+    # a line whose turn comes less than MIN_LEFT_S before the deadline is not started
+    echo "$lines" | xargs -P "$LANES" -I{} sh -c '
+      line="$1"; log="$2/_logs/$(echo "$line" | tr " =/" "__-").log"; limit=""
+      if [ -n "$4" ]; then
+        left=$(( $4 - $(date +%s) ))
+        if [ "$left" -lt "$5" ]; then echo "not started (UNTIL is less than $5 s away): $line"; exit 0; fi
+        limit="timeout -s TERM -k 300 $left"
+      fi
+      $limit $3 run.py $line --log_dir "$2" > "$log" 2>&1
+      code=$?
+      if [ "$code" -eq 124 ]; then echo "stopped at UNTIL (run the batch again to resume): $line"
+      else echo "exit $code $line"; fi' _ {} "$LOG_DIR" "$PY" "$DEADLINE" "$MIN_LEFT_S"
     keep
     ;;
 esac

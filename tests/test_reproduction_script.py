@@ -33,3 +33,51 @@ def test_an_unknown_batch_is_refused_with_the_valid_ones() -> None:
     result = check("jaco_everything", "0")
     assert result.returncode == 2
     assert "unknown batch 'jaco_everything'" in result.stderr and "jaco_parameters" in result.stderr
+
+
+# A stand-in interpreter: `run.py ...` becomes a run that notes its arguments, then waits until SIGTERM, which it
+# answers as run.py does (after its checkpoint): exit 128 + 15. Anything else goes to the real interpreter.
+FAKE_PYTHON = """#!/usr/bin/env bash
+if [ "$1" = run.py ]; then
+  shift
+  echo "started $*" >> "$FAKE_LOG"
+  sleep 120 & trap 'kill $!; echo "SIGTERM $*" >> "$FAKE_LOG"; exit 143' TERM
+  wait
+  exit 0
+fi
+exec {real} "$@"
+"""
+
+
+def run_batch(tmp_path: Path, until: str, seeds: list[str]) -> tuple[subprocess.CompletedProcess, list[str]]:
+    fake, log = tmp_path / "python", tmp_path / "runs.log"
+    fake.write_text(FAKE_PYTHON.format(real=sys.executable))
+    fake.chmod(0o755)
+    env = {**os.environ, "PYTHON": str(fake), "FAKE_LOG": str(log), "UNTIL": until, "MIN_LEFT_S": "6",
+           "LOG_DIR": str(tmp_path / "runs"), "RESULTS_DIR": str(tmp_path / "kept")}
+    result = subprocess.run(["bash", "benchmarks/reproduction.sh", "jaco_separated", *seeds], cwd=ROOT,
+                            capture_output=True, text=True, env=env, timeout=120)
+    return result, log.read_text().splitlines() if log.exists() else []
+
+
+def test_until_stops_the_running_lines_with_sigterm_and_starts_no_more(tmp_path: Path) -> None:
+    import time
+
+    start = time.monotonic()
+    result, runs = run_batch(tmp_path, "now + 20 seconds", ["0", "1"])
+    assert result.returncode == 0, result.stderr
+    assert time.monotonic() - start < 60  # not the stand-in's 120 s: the deadline ended the runs
+    started = [line for line in runs if line.startswith("started")]
+    assert len(started) == 2 and all("--seed 0" in line for line in started)  # the 2 lanes took seed 0's pair
+    assert sorted(line.replace("started", "SIGTERM") for line in started) == sorted(
+        line for line in runs if line.startswith("SIGTERM"))
+    out = result.stdout.splitlines()
+    assert sum(line.startswith("stopped at UNTIL") and "--seed 0" in line for line in out) == 2
+    assert sum(line.startswith("not started") and "--seed 1" in line for line in out) == 2
+
+
+@pytest.mark.parametrize("until, why", [("soonish", "not a time"), ("now + 2 seconds", "less than MIN_LEFT_S=6 s")])
+def test_a_bad_or_too_close_until_is_refused_before_any_run(tmp_path: Path, until: str, why: str) -> None:
+    result, runs = run_batch(tmp_path, until, ["0"])
+    assert result.returncode == 2 and why in result.stderr and until in result.stderr
+    assert runs == [] and not (tmp_path / "runs").exists()
