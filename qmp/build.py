@@ -133,7 +133,8 @@ def build(settings: Settings, spec: MultiTaskSpec, device: torch.device) -> Part
     t, obs_dim, act_dim = spec.num_tasks, env.obs_dim, env.act_dim
     policy = TanhGaussianPolicy(net.policy_architecture, t, obs_dim, act_dim, list(net.hidden_sizes),
                                 net.include_task_id, net.double_tanh)
-    critic = (DECAFCritic(t, obs_dim, act_dim, list(net.hidden_sizes), net.layer_norm) if settings.decaf else
+    critic = (DECAFCritic(t, obs_dim, act_dim, list(net.hidden_sizes), net.layer_norm, net.include_task_id)
+              if settings.decaf else
               DoubleQ(net.q_architecture, t, obs_dim, act_dim, list(net.hidden_sizes), net.include_task_id,
                       net.layer_norm))
     if settings.stagewise and spec.stage_of is None:

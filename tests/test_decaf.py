@@ -82,3 +82,27 @@ def test_flags() -> None:
         parse_args(["decaf", "--env=JacoReachMT5-v1", "--kl_coeff", "0.1"])
     with pytest.raises(ConfigError, match="decaf needs --Q_architecture in"):
         parse_args(["decaf", "--env=JacoReachMT5-v1", "--Q_architecture", "multihead"])
+
+
+def test_include_task_id_reaches_every_critic_and_mixer() -> None:
+    """decaf --include_task_id true: the critics read the task one-hot as the policies do (it was dropped)."""
+    from qmp.build import build
+    from qmp.environments import make_spec
+    from qmp.settings import Settings
+
+    cfg = parse_args(["decaf", "--env=ToyReach-v0", "--include_task_id", "true", "--num_evaluation_episodes", "0"])
+    spec = make_spec(cfg.env)
+    parts = build(Settings.from_config(cfg, spec.num_tasks), spec, torch.device("cpu"))
+    try:
+        critic, t = parts.agent.critic, spec.num_tasks
+        obs_dim, act_dim = parts.env.obs_dim, parts.env.act_dim
+        obs, act = torch.randn(t, B, obs_dim), torch.rand(t, B, act_dim) * 2 - 1
+        for net in (critic.base.net, critic.mixer):
+            first = net.body.hidden[0]
+            assert first.weight.shape[1] == obs_dim + act_dim + t
+            with torch.no_grad():
+                before = critic(obs, act)
+                first.weight[:, obs_dim + act_dim:] += 1.0  # the rows that read the one-hot
+                assert not torch.allclose(critic(obs, act), before)
+    finally:
+        parts.close()

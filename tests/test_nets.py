@@ -202,3 +202,18 @@ def test_double_tanh_reproduces_the_original_multihead_squashing() -> None:
     eps = torch.randn_like(acted)
     torch.testing.assert_close(acted, torch.tanh(math.tanh(mu) + sigma * eps))
     torch.testing.assert_close(candidates, torch.tanh(mu + sigma * eps))
+
+
+@pytest.mark.parametrize("arch", ["separate", "multihead", "shared"])
+def test_a_hidden_layer_of_one_unit_trains(arch: str) -> None:
+    """--hidden_sizes may hold a width-1 layer: its one-unit kernel path returns a view, which the ReLU
+    after it must not modify in place (autograd refuses that). Same values as a loop of plain MLPs."""
+    torch.manual_seed(0)
+    net = TaskNet(arch, T, IN, [1, 3, 1], OUT)
+    x = torch.randn(T, B, IN)
+    y = net(x)
+    y.sum().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in net.parameters())
+    if arch == "separate":
+        expected = torch.stack([loop_mlp(member_weights(net, i), x[i]) for i in range(T)])
+        torch.testing.assert_close(y[0], expected)

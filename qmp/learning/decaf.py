@@ -22,15 +22,16 @@ class DECAFCritic(nn.Module):
     frozen copies of the other tasks' Qs, never updated)."""
 
     arch = "decaf"  # never split into task chunks: task i's value reads every task's critic
-    include_task_id = False
 
-    def __init__(self, num_tasks: int, obs_dim: int, act_dim: int, hidden_sizes: list[int], layer_norm: bool) -> None:
+    def __init__(self, num_tasks: int, obs_dim: int, act_dim: int, hidden_sizes: list[int], layer_norm: bool,
+                 include_task_id: bool = False) -> None:
+        """`include_task_id`: every Q_k and mixer f_k also reads the one-hot of k, as TaskNet appends it."""
         super().__init__()
-        self.num_tasks = num_tasks
-        self.base = DoubleQ("separate", num_tasks, obs_dim, act_dim, hidden_sizes, False, layer_norm)
+        self.num_tasks, self.include_task_id = num_tasks, include_task_id
+        self.base = DoubleQ("separate", num_tasks, obs_dim, act_dim, hidden_sizes, include_task_id, layer_norm)
         # garage's MLPModule: xavier-normal weights, softmax output over the tasks
         self.mixer = TaskNet("separate", num_tasks, obs_dim + act_dim, hidden_sizes, num_tasks, 2,
-                             layer_norm=layer_norm, init="xavier_normal")
+                             include_task_id=include_task_id, layer_norm=layer_norm, init="xavier_normal")
 
     @property
     def net(self) -> DECAFCritic:

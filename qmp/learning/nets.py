@@ -102,7 +102,9 @@ class EnsembleMLP(nn.Module):
                     weight, bias = weight[members], bias[members]
                 x = F.layer_norm(x, self.norm_shapes[k]) * weight + bias
             x = layer(x, members)
-            x = F.relu(x, inplace=True)  # in place: the layer's backward needs its input, not its output
+            # in place: the layer's backward needs its input, not its output; not after a one-unit layer, whose
+            # kernel (_SingleOutput) returns a view that autograd forbids modifying in place
+            x = F.relu(x, inplace=layer.weight.shape[-1] != 1)
         return x
 
 
