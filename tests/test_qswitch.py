@@ -137,3 +137,33 @@ def test_double_tanh_keeps_single_tanh_candidates_in_the_qswitch() -> None:
     torch.manual_seed(1)
     doubled, _ = policy.act(obs.unsqueeze(0).expand(T, T, O))
     assert not torch.allclose(action, doubled.transpose(0, 1)[torch.arange(T), choice])
+
+
+def test_double_tanh_held_steps_sample_the_kept_head_as_it_acts() -> None:
+    """Between re-selections the original drew the kept head's action through the multihead policy's own
+    sampling, tanh(tanh(mu) + sigma*eps) with --multihead_double_tanh; re-selecting tasks keep the single-tanh
+    candidate of the winner. The noise is drawn once either way."""
+    torch.manual_seed(0)
+    policy = TanhGaussianPolicy("multihead", T, O, A, [16], False, double_tanh=True)
+    critic = DoubleQ("multihead", T, O, A, [16], False, False)
+    mixture = QSwitchMixture(policy, critic, T, sampling_freq=3)
+    obs = torch.randn(T, O)
+    mixture.choice = torch.tensor([3, 2, 1, 0])
+    elapsed = np.array([3, 1, 2, 4])  # task 0 re-selects, the others hold
+    torch.manual_seed(1)
+    action, choice = mixture.act(obs, elapsed)
+    torch.manual_seed(1)
+    single, _ = policy.act(obs.unsqueeze(0).expand(T, T, O), single_tanh=True)  # (T_j, T_i, A)
+    torch.manual_seed(1)
+    doubled, _ = policy.act(obs.unsqueeze(0).expand(T, T, O))
+    rows = torch.arange(T)
+    torch.testing.assert_close(action[0], single.transpose(0, 1)[0, choice[0]])
+    torch.testing.assert_close(action[1:], doubled.transpose(0, 1)[rows, choice][1:])
+    assert choice[1:].tolist() == [2, 1, 0]
+    after = torch.randn(1)
+    torch.manual_seed(1)
+    policy.act(obs.unsqueeze(0).expand(T, T, O))
+    assert torch.equal(after, torch.randn(1))  # one noise draw, as without holds
+    deterministic, _ = mixture.act(obs, np.array([1, 1, 1, 1]), deterministic=True)
+    torch.testing.assert_close(deterministic, torch.tanh(policy.distribution(obs.unsqueeze(0).expand(T, T, O))[0])
+                               .transpose(0, 1)[rows, mixture.choice])

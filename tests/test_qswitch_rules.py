@@ -121,7 +121,7 @@ def test_entropy_term_equals_the_loop(score_action: str) -> None:
     noise = torch.randn(T, T, A)  # what act() draws for the candidates, (T_j, T_i, A)
     torch.manual_seed(3)
     with torch.no_grad():
-        sample, mean, log_prob = switch._candidates(obs.unsqueeze(0).expand(T, T, O), deterministic=False)
+        sample, mean, log_prob, _ = switch._candidates(obs.unsqueeze(0).expand(T, T, O), deterministic=False)
         batched = switch.scores(obs, mean if score_action == "mean" else sample, log_prob).numpy()
         expected = np.zeros((T, T))
         for i in range(T):

@@ -59,8 +59,9 @@ class QSwitchMixture:
     "argmax" (QMP), "softmax" (drawn with probability exp(score / temperature), normalised), "uniform"
     (QMP-Uniform: any policy, no critic) or "domain" (QMP-Domain-Knowledge: row i of `mixture`, T x T).
     With `sampling_freq` k > 1 the choice is re-made every k steps of an episode and kept in between,
-    drawing fresh actions from the chosen policy. Deterministic mode executes the chosen policy's mean;
-    its choice is the argmax for both Q-switch rules (the mixture evaluation is greedy).
+    drawing fresh actions from the chosen policy (squashed twice on those steps with a `double_tanh` policy,
+    as the original's multihead head acted; the candidates are single-tanh). Deterministic mode executes the
+    chosen policy's mean; its choice is the argmax for both Q-switch rules (the mixture evaluation is greedy).
     `PolicyList` / `CriticList` put your own per-task modules in place of the batched networks (every rule
     but the entropy term, which needs the batched policy's log-probabilities).
     """
@@ -122,21 +123,28 @@ class QSwitchMixture:
         t = self.num_tasks
         self.choice = self.choice.to(obs.device)
         proposals = obs.unsqueeze(0).expand(t, t, obs.shape[-1])  # row j: every task's state for pi_j
-        log_prob = None
-        if self.entropy:
-            sample, mean, log_prob = self._candidates(proposals, deterministic)
-        else:
-            sample, mean = self.policy.act(proposals, deterministic, single_tanh=True)  # (T_j, T_i, A)
         if elapsed is None or self.sampling_freq == 1:  # decided on the host: no device sync per step
             reselect: np.ndarray | None = None
         else:
             reselect = elapsed % self.sampling_freq == 0
+        # --multihead_double_tanh: a task that keeps its policy draws it as that head acts, squashed twice
+        holds = bool(not deterministic and reselect is not None and not reselect.all()
+                     and getattr(self.policy, "double_tanh", False))
+        log_prob = kept = None
+        if self.entropy or holds:
+            sample, mean, log_prob, kept = self._candidates(proposals, deterministic, holds)
+        else:
+            sample, mean = self.policy.act(proposals, deterministic, single_tanh=True)  # (T_j, T_i, A)
         if reselect is None or reselect.any():
             scored = mean if (self.score_action == "mean" or deterministic) else sample
             best = self._select(obs, scored, log_prob, deterministic)
             self.choice = (best if reselect is None
                            else torch.where(torch.as_tensor(reselect, device=obs.device), best, self.choice))
         executed = (mean if deterministic else sample).transpose(0, 1)  # (T_i, T_j, A)
+        if kept is not None:
+            assert reselect is not None
+            held = torch.as_tensor(~reselect, device=obs.device).view(t, 1, 1)
+            executed = torch.where(held, kept.transpose(0, 1), executed)
         action = executed[torch.arange(t, device=obs.device), self.choice]
         return action, self.choice.clone()
 
@@ -151,16 +159,21 @@ class QSwitchMixture:
         probs = torch.softmax(scores / self.temperature, dim=-1)
         return sample_rows(probs, torch.rand(self.num_tasks, device=obs.device))
 
-    def _candidates(self, proposals: Tensor, deterministic: bool) -> tuple[Tensor, Tensor, Tensor]:
-        """policy.act's (sample, mean), drawing the same noise, plus log pi_j of the action the critic scores
-        (the mean, at zero noise, or the sample), each (T_j, T_i, ...)."""
+    def _candidates(self, proposals: Tensor, deterministic: bool,
+                    doubled: bool = False) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
+        """policy.act's single-tanh (sample, mean), drawing the same noise; log pi_j of the action the critic
+        scores (the mean, at zero noise, or the sample) with the entropy term; with `doubled`, the same noise
+        squashed twice, tanh(tanh(mu) + sigma * eps) (what a held double-tanh head executes). Each (T_j, T_i, ...)."""
         mu, log_std = self.policy.distribution(proposals)
         mean = torch.tanh(mu)
         noise = torch.zeros_like(mu) if deterministic else torch.randn_like(mu)
         sample = mean if deterministic else torch.tanh(mu + log_std.exp() * noise)
+        kept = torch.tanh(mean + log_std.exp() * noise) if doubled else None
+        if not self.entropy:
+            return sample, mean, None, kept
         if self.score_action == "mean" or deterministic:
-            return sample, mean, tanh_gaussian_log_prob(torch.zeros_like(mu), log_std, mean)
-        return sample, mean, tanh_gaussian_log_prob(noise, log_std, sample)
+            return sample, mean, tanh_gaussian_log_prob(torch.zeros_like(mu), log_std, mean), kept
+        return sample, mean, tanh_gaussian_log_prob(noise, log_std, sample), kept
 
     def episodes_ended(self, episodes: list[Episode]) -> None:
         """Nothing to learn from finished episodes: the Q-switch reads the critics."""
