@@ -97,9 +97,11 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 
 
 def check_compatible(meta: dict[str, Any], expected: dict[str, Any], path: Path, code_version: str | None = None,
-                     expected_version: str | None = None) -> None:
-    """The checkpoint must come from the same code version, env, method and network shapes."""
-    wrong = [f"{k}: checkpoint {meta.get(k)!r} != run {v!r}" for k, v in expected.items() if meta.get(k) != v]
+                     expected_version: str | None = None, unrecorded_before: tuple[str, ...] = ()) -> None:
+    """The checkpoint must come from the same code version, env, method, network shapes and variant. Keys in
+    `unrecorded_before` that the checkpoint lacks are not compared: it was written before they were recorded."""
+    wrong = [f"{k}: checkpoint {meta.get(k)!r} != run {v!r}" for k, v in expected.items()
+             if meta.get(k) != v and not (k in unrecorded_before and k not in meta)]
     wrong += [f"{k}: checkpoint {v!r} != run default" for k, v in meta.items() if k not in expected]
     if expected_version is not None and code_version != expected_version:
         wrong.insert(0, f"code version: checkpoint {code_version!r} != installed qmp {expected_version!r}")

@@ -208,6 +208,11 @@ def validate(cfg: Config, methods: list[str]) -> None:
         other = "--stagewise true" if cfg.stagewise else "--unsupervised false"
         raise ConfigError(f"--norm_obs true cannot go with {other}, which reads the raw observation "
                           "(the stage one-hot, the reward's inputs)")
+    if cfg.worker_type != "default":
+        raise ConfigError(f"--worker_type {cfg.worker_type} is not supported: in the original it also changed the run "
+                          "(QMP's switch scored min(Q1, Q2) on sampled actions; batch size and gradient steps x8 "
+                          "when batch_size < 10); for that switch give --qswitch_score min --qswitch_action sample; "
+                          "valid: default")
     if cfg.partition == "random":
         raise ConfigError("--partition random (each episode acted and stored by a policy drawn at random instead "
                           "of its task's) is not supported: here policy i is task i's, the first axis of every "

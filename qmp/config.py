@@ -59,7 +59,8 @@ class Config:
     lr: float = _f(3e-4, "Adam learning rate of policies, critics and temperatures")
     grad_clip: float | None = _f(None, "unused by the original; accepted")
     sampler_type: str = _f("local", "garage only: accepted and ignored")
-    worker_type: str = _f("default", "garage only: accepted and ignored")
+    worker_type: str = _f("default", "garage only: 'default' is accepted and ignored; 'fragment' is refused "
+                                     "(it changed the original's Q-switch)")
     num_evaluation_episodes: int = _f(10, "evaluation episodes summed over tasks (0: no evaluation)")
     evaluation_frequency: int = _f(1, "evaluate every this many epochs")
     vis_freq: int = _f(-1, "videos every this many epochs (-1: off). Off by default, unlike the original's 10: "

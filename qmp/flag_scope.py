@@ -72,6 +72,10 @@ RULE_FLAGS: dict[str, tuple[str, ...]] = {
 VARIANT_FLAGS = ("qswitch_rule", "qswitch_temperature", "qswitch_entropy", "qswitch_mixture", "mtlevy_top_n",
                  "mtlevy_alpha_min", "mtlevy_max_hold", "mtlevy_success_ema")
 
+# collection and squashing options that every checkpoint records, defaults included (added 2026-12); a
+# checkpoint without them predates that and is taken at the command's values, as it always was
+RECORDED_FLAGS = ("qswitch_score", "qswitch_action", "min_task_probs", "multihead_double_tanh", "policy_sampling_freq")
+
 # flags the original parsed and never acted on: refused when given, with why
 NEVER_READ: dict[str, str] = {
     "discrete_action": "the original parsed it and never read it; every env here has continuous actions",
@@ -127,13 +131,14 @@ def variant_name(cfg: dict[str, Any]) -> str:
     "softmax temperature=0.5 entropy"), so variants of one method never pool as seeds; "None" if there are none."""
     defaults = Config().to_dict()
     parts = []
-    for flag in ("qswitch_rule", *VARIANT_FLAGS[1:], "policy_sampling_freq"):
+    for flag in ("qswitch_rule", *VARIANT_FLAGS[1:], *RECORDED_FLAGS):
         value = cfg.get(flag, defaults[flag])
         if value == defaults[flag]:
             continue
         short = flag.removeprefix("qswitch_").removeprefix("mtlevy_")
         parts.append({"qswitch_rule": str(value), "qswitch_entropy": "entropy", "qswitch_mixture": "own-mixture",
-                      "policy_sampling_freq": f"H={value}"}.get(flag, f"{short}={value}"))
+                      "policy_sampling_freq": f"H={value}", "multihead_double_tanh": "double_tanh"
+                      }.get(flag, f"{short}={value}"))
     return " ".join(parts) or "None"
 
 

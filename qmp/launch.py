@@ -34,7 +34,7 @@ from qmp.config import Config
 from qmp.environments import make_spec
 from qmp.environments.base import MultiTaskSpec
 from qmp.faults import StopRequested, StopSignals
-from qmp.flag_scope import VARIANT_FLAGS
+from qmp.flag_scope import RECORDED_FLAGS, VARIANT_FLAGS
 from qmp.logger import Logger, ProgressSink, headline_columns
 from qmp.loop import Cursor, check_finite, evaluate_policies, run_epoch
 from qmp.run_dir import (
@@ -71,9 +71,10 @@ def seed_everything(seed: int) -> None:
 
 def run_meta(cfg: Config, parts: Parts) -> dict[str, Any]:
     """What a checkpoint must share with the run that loads it (a variant flag only when it is not the default,
-    so checkpoints written before those flags existed still load)."""
+    so checkpoints written before those flags existed still load; RECORDED_FLAGS always)."""
     defaults = Config()
     variant = {flag: getattr(cfg, flag) for flag in VARIANT_FLAGS if getattr(cfg, flag) != getattr(defaults, flag)}
+    variant |= {flag: getattr(cfg, flag) for flag in RECORDED_FLAGS}
     return {"env": cfg.env, "method": cfg.method, "policy_architecture": cfg.policy_architecture,
             "Q_architecture": cfg.Q_architecture, "hidden_sizes": list(cfg.hidden_sizes),
             "num_tasks": parts.spec.num_tasks, "obs_dim": parts.env.obs_dim, "act_dim": parts.env.act_dim,
@@ -145,7 +146,8 @@ class Checkpointer:
         if not self.path.exists():
             return None
         state = load_checkpoint(self.path)
-        check_compatible(state["meta"], self.meta, self.path, state.get("code_version"), qmp.__version__)
+        check_compatible(state["meta"], self.meta, self.path, state.get("code_version"), qmp.__version__,
+                         unrecorded_before=RECORDED_FLAGS)
         try:
             parts.agent.load_state_dict(state["agent"])
             parts.behaviour.load_state_dict(state["behaviour"])

@@ -149,6 +149,7 @@ def test_results_name_each_variant_of_a_method() -> None:
                          "policy_sampling_freq": 5}) == "softmax temperature=0.5 entropy H=5"
     assert variant_name({"qswitch_rule": "domain", "qswitch_mixture": [1.0] * 4}) == "domain own-mixture"
     assert variant_name({"mtlevy_top_n": 3, "mtlevy_max_hold": 20}) == "top_n=3 max_hold=20"
+    assert variant_name({"qswitch_score": "min", "multihead_double_tanh": True}) == "score=min double_tanh"
 
 
 def test_the_readmes_ablation_commands_parse() -> None:
@@ -165,3 +166,27 @@ def test_the_readmes_ablation_commands_parse() -> None:
         argv = command.replace("τ", "0.5").replace(" H", " 5").split()
         cfg = parse(*argv, "--env=JacoReachMT5-v1")
         assert cfg.method == argv[0]
+
+
+def test_a_run_directory_does_not_continue_another_hold_and_old_checkpoints_still_resume(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--policy_sampling_freq (and the other recorded collection options) are compared on resume, defaults
+    included; a checkpoint written before they were recorded resumes as before."""
+    import qmp.command as command
+    from qmp.checkpoint import load_checkpoint, save_checkpoint
+    from qmp.run_dir import CHECKPOINT
+
+    flags = ["qmp_dnc", "--env=ToyReach-v0", "--run_dir", str(tmp_path), *tiny_flags(4, 20)]
+    assert command.main([*flags, "--n_epochs", "1", "--policy_sampling_freq", "5"]) == 0
+    assert command.main([*flags, "--n_epochs", "2"]) != 0
+    assert "policy_sampling_freq: checkpoint 5 != run 1" in capsys.readouterr().err
+    assert command.main([*flags, "--n_epochs", "2", "--qswitch_score", "min", "--policy_sampling_freq", "5"]) != 0
+    assert "qswitch_score: checkpoint 'q1' != run 'min'" in capsys.readouterr().err
+
+    state = load_checkpoint(tmp_path / CHECKPOINT)  # as written before these options were recorded
+    for flag in ("qswitch_score", "qswitch_action", "min_task_probs", "multihead_double_tanh",
+                 "policy_sampling_freq"):
+        del state["meta"][flag]
+    save_checkpoint(tmp_path / CHECKPOINT, state)
+    assert command.main([*flags, "--n_epochs", "2", "--policy_sampling_freq", "5"]) == 0
+    assert load_checkpoint(tmp_path / CHECKPOINT)["meta"]["policy_sampling_freq"] == 5

@@ -69,12 +69,18 @@ def test_presets_apply_and_explicit_flags_win(env: str) -> None:
 
 
 def test_garage_only_flags_are_accepted_with_a_warning() -> None:
-    argv = ["qmp_dnc", "--env=ToyReach-v0", "--sampler_type", "ray", "--worker_type=fragment", "--max_n_worker", "8"]
+    argv = ["qmp_dnc", "--env=ToyReach-v0", "--sampler_type", "ray", "--worker_type=default", "--max_n_worker", "8"]
     cfg = parse(*argv)
-    assert (cfg.sampler_type, cfg.worker_type, cfg.max_n_worker) == ("ray", "fragment", 8)
+    assert (cfg.sampler_type, cfg.worker_type, cfg.max_n_worker) == ("ray", "default", 8)
     warnings = garage_only_warnings(argv)
     assert len(warnings) == 3 and all("garage" in w and "ignored" in w for w in warnings)
     assert garage_only_warnings(["qmp_dnc", "--env=ToyReach-v0"]) == []
+
+
+def test_the_fragment_worker_is_refused_with_its_q_switch_in_our_flags() -> None:
+    """The original's fragment worker changed what QMP scored, so accepting and ignoring it would be silent."""
+    with pytest.raises(ConfigError, match="--worker_type fragment .*--qswitch_score min --qswitch_action sample"):
+        parse("qmp_dnc", "--env=ToyReach-v0", "--worker_type", "fragment")
 
 
 # --------------------------------------------------------------------------- bad input, end to end
