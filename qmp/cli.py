@@ -232,7 +232,8 @@ def validate(cfg: Config, methods: list[str]) -> None:
         raise ConfigError(reason)
     tasks = expected_tasks(cfg)
     if tasks is not None and cfg.n_policies != tasks:
-        raise ConfigError(f"--n_policies {cfg.n_policies} does not match the {tasks} tasks of {cfg.env}")
+        raise ConfigError(f"--n_policies {cfg.n_policies} does not match the {tasks} tasks of {cfg.env}; "
+                          f"valid: --n_policies {tasks}")
     sac_family = cfg.method in METHODS and METHODS[cfg.method].sac_family
     warmup = math.ceil(cfg.min_buffer_size / cfg.n_policies) if sac_family else cfg.min_buffer_size
     capacity = replay_capacity(cfg, cfg.n_policies)
