@@ -9,7 +9,7 @@
 #                                                  # from docs/results/ alone
 # Batches (env steps per run; the first epoch is the warm-up):
 #   jaco_separated   dnc_sac vs qmp_dnc on JacoReachMT5-v1, EPOCHS (default 951 = 1M env steps: 50k warm-up + 950 x 1k)
-#   jaco_parameters  mtsac vs qmp_sac with the README's Parameters flags, 500k (10k warm-up + 490 x 1k)
+#   jaco_parameters  mtsac vs qmp_sac with the README's Parameters flags, EPOCHS (default 491 = 500k: 10k warm-up + 490 x 1k)
 #   jaco_parameters_double_tanh   the same with --multihead_double_tanh true (the original's squashing)
 #   maze_parameters  mtsac vs qmp_sac on MazeLarge-10-v0 with the Parameters flags, EPOCHS (default 100 = 600k)
 # Runs go to data/repro/{env}/{method}/{name}/seed{k}; running a batch again resumes unfinished runs.
@@ -110,10 +110,10 @@ runs() {  # one run.py argument line per run; methods of one seed side by side, 
   for s in "${seeds[@]}"; do
     case $batch in
       jaco_separated) for m in dnc_sac qmp_dnc; do echo "$m --env=JacoReachMT5-v1 --seed $s --n_epochs ${EPOCHS:-951} --name paper"; done ;;
-      jaco_parameters) for m in mtsac qmp_sac; do echo "$m --env=JacoReachMT5-v1 --seed $s --n_epochs 491 $PARAMS --name params"; done ;;
+      jaco_parameters) for m in mtsac qmp_sac; do echo "$m --env=JacoReachMT5-v1 --seed $s --n_epochs ${EPOCHS:-491} $PARAMS --name params"; done ;;
       jaco_parameters_double_tanh)
         for m in mtsac qmp_sac; do
-          echo "$m --env=JacoReachMT5-v1 --seed $s --n_epochs 491 $PARAMS --multihead_double_tanh true --name params_double_tanh"
+          echo "$m --env=JacoReachMT5-v1 --seed $s --n_epochs ${EPOCHS:-491} $PARAMS --multihead_double_tanh true --name params_double_tanh"
         done ;;
       maze_parameters)
         for m in mtsac qmp_sac; do echo "$m --env=MazeLarge-10-v0 --seed $s --n_epochs ${EPOCHS:-100} $PARAMS --name params"; done ;;
