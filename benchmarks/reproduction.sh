@@ -64,24 +64,47 @@ report() {  # every figure and table of docs/results.md, from the files kept in 
     "$py" -m qmp.plot --heatmap "$run" --last 50 --out "docs/img/repro_qswitch_${env}_${method}.png"
   done
   "$py" - <<'PY'
+import json
 import re
 import subprocess
 import sys
 from pathlib import Path
 
-def table(*args: str) -> str:
-    return subprocess.run([sys.executable, "-m", "qmp.plot", "docs/results", *args], check=True,
+from qmp import results
+
+ROOT = Path("docs/results")
+ENVS = sorted(path.name for path in ROOT.iterdir() if path.is_dir())
+
+
+def table(root: Path, *args: str) -> str:
+    return subprocess.run([sys.executable, "-m", "qmp.plot", str(root), "--table", *args], check=True,
                           capture_output=True, text=True).stdout.strip()
 
-import json
 
-config = json.loads(next(Path("docs/results/JacoReachMT5-v1").rglob("config.json")).read_text())
-per_task = [word for task in config["resolved"]["task_names"] for word in ("--metric", f"eval/{task}/paper_success")]
+def per_env(flags) -> str:
+    """One table per env with that env's own columns (its tasks; stages only where it has them), one note."""
+    blocks, note = [], ""
+    for env in ENVS:
+        block, note = table(ROOT / env, *flags(env)).rsplit("\n\n", 1)
+        blocks.append(block)
+    return "\n\n".join([*blocks, note])
+
+
+def per_task(env: str) -> list[str]:
+    config = json.loads(next((ROOT / env).rglob("config.json")).read_text())
+    return [word for task in config["resolved"]["task_names"] for word in ("--metric", f"eval/{task}/paper_success")]
+
+
+def strict(env: str) -> list[str]:
+    stages = ["eval/stages_completed", "eval_mixture/stages_completed"]
+    metrics = ["eval/success", *(stages if results.has_stages(results.load_runs([ROOT / env])) else [])]
+    return [word for metric in metrics for word in ("--metric", metric)]
+
+
 tables = {
-    "paper": table("--table", "--paper", "--at", "200k", "300k", "500k", "1M", "2M"),
-    "pertask": table("--table", *per_task),
-    "strict": table("--table", "--metric", "eval/success", "--metric", "eval/stages_completed",
-                    "--metric", "eval_mixture/stages_completed"),
+    "paper": table(ROOT, "--paper", "--at", "200k", "300k", "500k", "1M", "2M"),
+    "pertask": per_env(per_task),
+    "strict": per_env(strict),
 }
 doc = Path("docs/results.md")
 text = doc.read_text()

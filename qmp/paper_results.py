@@ -36,6 +36,7 @@ from qmp.results import (
     _format_steps,
     align,
     final_value,
+    has_stages,
     method_rank,
     paper_labels,
     short_steps,
@@ -250,8 +251,9 @@ def format_paper_table(groups: dict[GroupKey, list[Run]], at: Sequence[int] | No
     """One markdown table per env comparing our IQM [95% CI] of the paper's success with the paper's values.
 
     Per env-steps point: our own policies (eval/), our Q-switch mixture (eval_mixture/, QMP methods only) and
-    the paper's approximate value; then the strict eval/success and eval/stages_completed, final values.
-    Methods the paper reports for that env but we have no runs of get a row of their own with "0" seeds.
+    the paper's approximate value; then the strict eval/success and eval/stages_completed, final values
+    (stages "—" for an env whose runs never logged a stage, such as Maze). Methods the paper reports for that
+    env but we have no runs of get a row of their own with "0" seeds.
     `at` defaults to the paper's steps of each env.
     """
     blocks = []
@@ -259,6 +261,7 @@ def format_paper_table(groups: dict[GroupKey, list[Run]], at: Sequence[int] | No
         points = sorted(set(at)) if at else _default_points(env, groups)
         keys = [key for key in groups if key.env == env]
         labels = paper_labels(keys)
+        staged = has_stages([run for key in keys for run in groups[key]])  # else "—", not a column of zeros
         header = ["method", "seeds", "env steps"]
         for p in points:
             header += [f"own @{short_steps(p)}", f"mixture @{short_steps(p)}", f"paper @{short_steps(p)}"]
@@ -275,7 +278,8 @@ def format_paper_table(groups: dict[GroupKey, list[Run]], at: Sequence[int] | No
                 reference = paper_value(env, key.method, p) if metric == PAPER_SUCCESS else None
                 cells += [score_at(own, p, reps, seed, len(runs)), score_at(mixture, p, reps, seed, len(runs)),
                           DASH if reference is None else f"~{reference:.2f}"]
-            cells += [_format_final(runs, "success", reps, seed), _format_final(runs, "stages_completed", reps, seed)]
+            stages = _format_final(runs, "stages_completed", reps, seed) if staged else DASH
+            cells += [_format_final(runs, "success", reps, seed), stages]
             lines.append("| " + " | ".join(cells) + " |")
         ours = {key.method for key in keys}
         paper_only = paper_values(env) if metric == PAPER_SUCCESS else []

@@ -198,11 +198,15 @@ def _similar_columns(column: str, known: set[str]) -> str:
     return f"valid columns start with: {', '.join(prefixes)}"
 
 
-def default_metrics(runs: Sequence[Run]) -> list[str]:
-    """eval/success, plus eval/stages_completed where some run has stages (envs without stages log 0)."""
+def has_stages(runs: Sequence[Run]) -> bool:
+    """Whether some run logged a non-zero eval/stages_completed: envs without stages log 0 throughout."""
     with_stages = [run for run in runs if STAGES in run.columns]
-    has_stages = any(np.any(np.nan_to_num(run.series(STAGES, "epoch")[1]) != 0) for run in with_stages)
-    return [SUCCESS, STAGES] if has_stages else [SUCCESS]
+    return any(np.any(np.nan_to_num(run.series(STAGES, "epoch")[1]) != 0) for run in with_stages)
+
+
+def default_metrics(runs: Sequence[Run]) -> list[str]:
+    """eval/success, plus eval/stages_completed where some run has stages."""
+    return [SUCCESS, STAGES] if has_stages(runs) else [SUCCESS]
 
 
 # ---------------------------------------------------------------------------------------------- curves

@@ -263,6 +263,23 @@ def test_paper_table_puts_the_paper_beside_ours(paper_root: Path) -> None:
     assert table.startswith(f"### {JACO}\n") and "read off the paper's figure" in table
 
 
+def test_paper_table_shows_no_stages_for_an_env_that_never_logged_one(tmp_path: Path) -> None:
+    run = write_paper_run(tmp_path / "maze", MAZE, "mtsac", 0, 3, {0: [0.2, 0.4], 2: [0.6, 0.8]})
+    progress = run / "progress.csv"  # Maze logs stages_completed as 0 throughout
+    rows = list(csv.DictReader(progress.open()))
+    for row in rows:
+        for column in row:
+            if column.endswith("stages_completed") and row[column]:
+                row[column] = "0.0"
+    with progress.open("w", newline="") as f:
+        writer = csv.DictWriter(f, list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    groups = results.group_runs(results.load_runs([tmp_path]))
+    cells = table_rows(paper_results.format_paper_table(groups, at=[300_000], reps=50))["Parameters (MTSAC) (`mtsac`)"]
+    assert cells[-2:] == ["0.25 [0.25, 0.25]", "—"]  # strict success: mean of 0.3 / 2 and 0.7 / 2; no zeros
+
+
 def test_paper_table_defaults_to_the_papers_steps_and_flags_a_stale_evaluation(tmp_path: Path) -> None:
     # evaluations stop at 300k while training goes on to 600k: the 4M column is not reached
     write_paper_run(tmp_path / "maze", MAZE, "mtsac", 0, 6, {0: [0.1, 0.3], 1: [0.2, 0.4], 2: [0.4, 0.6]})
