@@ -17,6 +17,9 @@ class PolicyList:
     """T policies. Module j maps obs (N, O) to an action (N, A) in [-1, 1], or to a pair (sampled action,
     mean action) of that shape; a single action serves as both (a deterministic policy)."""
 
+    double_tanh = False
+    """Your modules squash as they like: the Q-switch never squashes their actions again on held steps."""
+
     def __init__(self, modules: Sequence[nn.Module]) -> None:
         if not modules:
             raise ValueError("PolicyList needs at least one policy module")

@@ -129,7 +129,7 @@ class QSwitchMixture:
             reselect = elapsed % self.sampling_freq == 0
         # --multihead_double_tanh: a task that keeps its policy draws it as that head acts, squashed twice
         holds = bool(not deterministic and reselect is not None and not reselect.all()
-                     and getattr(self.policy, "double_tanh", False))
+                     and self.policy.double_tanh)
         log_prob = kept = None
         if self.entropy or holds:
             sample, mean, log_prob, kept = self._candidates(proposals, deterministic, holds)
