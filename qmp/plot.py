@@ -3,6 +3,7 @@
     python -m qmp.plot RUN_ROOT [RUN_ROOT ...] --out curves.png [--metric eval/success ...] [--x env_steps] [--smooth K]
     python -m qmp.plot RUN_ROOT [RUN_ROOT ...] --table
     python -m qmp.plot RUN_ROOT [RUN_ROOT ...] --paper --out paper.png [--prefix eval eval_mixture] [--smooth K]
+                                                [--max_steps 300k]
     python -m qmp.plot RUN_ROOT [RUN_ROOT ...] --table --paper [--at 500000 2000000]
     python -m qmp.plot --heatmap RUN_DIR --out heatmap.png [--last 10]
 
@@ -17,8 +18,9 @@ y = the IQM over seeds of each seed's task-mean `--score` (default paper_success
 curves show) with a shaded 95% bootstrap band over seeds (`--reps` resamples). `--prefix` picks the policy:
 eval = each task's own policy (default), eval_mixture = the Q-switch mixture (QMP methods); given both, the
 second is dashed in the same colour. The paper's values, read off its figure, are 'x' markers in the
-method's colour. With --table: per env-steps point (`--at`, default the paper's points) our IQM [95% CI]
-for own policy and mixture beside the paper's value, and the strict eval/success and stages.
+method's colour (`--max_steps` ends the x-axis earlier and leaves out those beyond it). With --table: per
+env-steps point (`--at`, default the paper's points) our IQM [95% CI] for own policy and mixture beside
+the paper's value, and the strict eval/success and stages.
 
 Matplotlib is driven through `matplotlib.figure.Figure` only (no pyplot), so it never needs a display.
 """
@@ -139,11 +141,13 @@ def _no_data(ax: Axes) -> None:
 
 
 def plot_paper(groups: dict[GroupKey, list[Run]], out: Path, prefixes: Sequence[str] = ("eval",),
-               score: str = PAPER_SUCCESS, window: int = 1, reps: int = 2000, seed: int = 0) -> Figure:
+               score: str = PAPER_SUCCESS, window: int = 1, reps: int = 2000, seed: int = 0,
+               max_steps: int | None = None) -> Figure:
     """One panel per env, one line per method and prefix: IQM over seeds of the task mean, 95% bootstrap band.
 
     The first prefix is drawn solid, the next dashed (then dotted) in the method's colour; the paper's values
-    for the method (only for score paper_success) are 'x' markers in that colour.
+    for the method (only for score paper_success) are 'x' markers in that colour. `max_steps` ends the x-axis
+    there, so that short runs are not squeezed against the paper's 2M / 4M points (those beyond are left out).
     """
     envs = sorted({key.env for key in groups})
     colours = group_colours(list(groups))
@@ -179,14 +183,18 @@ def plot_paper(groups: dict[GroupKey, list[Run]], out: Path, prefixes: Sequence[
             if score == PAPER_SUCCESS and key.method not in marked:  # once per method, in its first group's colour
                 marked.add(key.method)
                 for value in paper_values(env, key.method):
+                    if max_steps is not None and value.env_steps > max_steps:
+                        continue
                     ax.plot([value.env_steps], [value.success], linestyle="none", marker="x", markersize=9,
                             markeredgewidth=2.2, color=colour)
         style_panel(ax, env, "env steps", score)
         ax.set_ylabel(f"{score}, mean over tasks (IQM over seeds)")
+        if max_steps is not None:
+            ax.set_xlim(0, max_steps)
         if not drawn:
             _no_data(ax)
         handles, names = ax.get_legend_handles_labels()
-        if score == PAPER_SUCCESS and paper_values(env):
+        if score == PAPER_SUCCESS and any(max_steps is None or v.env_steps <= max_steps for v in paper_values(env)):
             handles.append(Line2D([], [], linestyle="none", marker="x", markersize=7, markeredgewidth=2, color="gray"))
             names.append("paper (read off its figure)")
         if handles:
@@ -244,6 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="--paper: per-task column under the prefix (default: paper_success; e.g. success)")
     parser.add_argument("--at", nargs="+", type=_steps, metavar="STEPS",
                         help="--table --paper: env steps to compare at (500000, 5e5, 500k, 2M; default: the paper's)")
+    parser.add_argument("--max_steps", type=_steps, metavar="STEPS",
+                        help="--paper figure: end the x-axis at STEPS env steps (paper values beyond it are left out)")
     parser.add_argument("--reps", type=_positive_int, default=2000, help="--paper: bootstrap resamples (default: 2000)")
     parser.add_argument("--heatmap", type=Path, metavar="RUN_DIR", help="draw the Q-switch selection of one QMP run")
     parser.add_argument("--last", type=_positive_int, default=10, help="epochs summed by --heatmap (default: 10)")
@@ -263,8 +273,10 @@ def run_cli(args: argparse.Namespace) -> None:
         raise PlotError("give at least one RUN_ROOT (or --heatmap RUN_DIR)")
     if args.out is None and not args.table:
         raise PlotError("nothing to do: give --out FILE.png and/or --table")
-    if not args.paper and (args.prefix or args.at or args.score != PAPER_SUCCESS):
-        raise PlotError("--prefix, --score and --at go with --paper")
+    if not args.paper and (args.prefix or args.at or args.max_steps or args.score != PAPER_SUCCESS):
+        raise PlotError("--prefix, --score, --at and --max_steps go with --paper")
+    if args.max_steps and args.out is None:
+        raise PlotError("--max_steps crops the --paper figure: add --out FILE.png")
     if args.at and not args.table:
         raise PlotError("--at picks the columns of --table --paper: add --table")
     runs = load_runs(args.roots)
@@ -275,7 +287,7 @@ def run_cli(args: argparse.Namespace) -> None:
         prefixes = args.prefix or ["eval"]
         check_columns(runs, [f"{prefix}/{args.score}" for prefix in prefixes])
         if args.out is not None:
-            plot_paper(groups, args.out, prefixes, args.score, args.smooth, args.reps)
+            plot_paper(groups, args.out, prefixes, args.score, args.smooth, args.reps, max_steps=args.max_steps)
             print(f"wrote {args.out}", file=sys.stderr)
         if args.table:
             print(format_paper_table(groups, args.at, args.score, args.reps))

@@ -225,6 +225,8 @@ def test_file_names_match_the_training_loop() -> None:
     (["{root}", "--table", "--paper"], "'eval/paper_success' is in no progress.csv; columns starting with 'eval/'"),
     (["{root}", "--table", "--at", "500000"], "go with --paper"),
     (["{root}", "--table", "--prefix", "eval"], "go with --paper"),
+    (["{root}", "--out", "{empty}/p.png", "--max_steps", "300k"], "go with --paper"),
+    (["{root}", "--table", "--paper", "--max_steps", "300k"], "add --out"),
     (["{root}", "--paper", "--out", "{empty}/p.png", "--at", "5e5"], "add --table"),
     (["{root}", "--paper", "--out", "{empty}/p.png", "--metric", "eval/success"], "not --metric"),
 ])
@@ -312,6 +314,18 @@ def test_paper_layout_one_prefix_and_unused_panels_removed(paper_root: Path, tmp
     fig = plot.plot_paper(groups, tmp_path / "strict.png", score="success", reps=50)
     assert all(paper_markers(ax) == [] for ax in fig.axes)
     np.testing.assert_allclose(labelled_lines(fig.axes[2])["Separated (n=2)"].get_ydata()[-1], 0.35)
+
+
+def test_paper_layout_max_steps_ends_the_axis_and_drops_the_papers_later_values(paper_root: Path,
+                                                                             tmp_path: Path) -> None:
+    groups = results.group_runs(results.load_runs([paper_root]))
+    fig = plot.plot_paper(groups, tmp_path / "short.png", reps=50, max_steps=500_000)
+    jaco, maze = fig.axes
+    assert jaco.get_xlim() == (0, 500_000)
+    assert [(x, y) for x, y, _ in paper_markers(jaco)] == [(5e5, 0.65), (5e5, 0.97)]  # not Separated's 2M value
+    assert paper_markers(maze) == []  # the paper's Maze values are at 4M: no marker, no legend entry for them
+    assert "paper (read off its figure)" not in [t.get_text() for t in maze.get_legend().get_texts()]
+    assert "paper (read off its figure)" in [t.get_text() for t in jaco.get_legend().get_texts()]
 
 
 def test_cli_paper_figure_and_table(paper_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
