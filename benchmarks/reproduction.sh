@@ -55,13 +55,19 @@ keep() {
 report() {  # every figure and table of docs/results.md, from the files kept in docs/results/
   local py=$PY
   "$py" -m qmp.plot docs/results --paper --prefix eval eval_mixture --smooth 3 --out docs/img/repro_paper.png
-  "$py" -m qmp.plot docs/results --paper --score stages_completed --prefix eval eval_mixture --smooth 3 \
+  "$py" -m qmp.plot docs/results/JacoReachMT5-v1 --paper --score stages_completed --prefix eval eval_mixture --smooth 3 \
     --out docs/img/repro_stages.png
+  # the Parameters batches alone, to their planned 500k (the paper's Parameters values are at 2M)
+  if [ -d docs/results/JacoReachMT5-v1/mtsac ] && [ -d docs/results/JacoReachMT5-v1/qmp_sac ]; then
+    "$py" -m qmp.plot docs/results/JacoReachMT5-v1/{mtsac,qmp_sac} --paper --prefix eval eval_mixture --smooth 3 \
+      --max_steps 500k --out docs/img/repro_jaco_parameters.png
+  fi
   for run in docs/results/*/qmp_*/*/seed0; do
     [ -f "$run/qswitch_selection.jsonl" ] || continue
-    env=$(basename "$(dirname "$(dirname "$(dirname "$run")")")")
+    name=$(basename "$(dirname "$run")")
     method=$(basename "$(dirname "$(dirname "$run")")")
-    "$py" -m qmp.plot --heatmap "$run" --last 50 --out "docs/img/repro_qswitch_${env}_${method}.png"
+    env=$(basename "$(dirname "$(dirname "$(dirname "$run")")")")
+    "$py" -m qmp.plot --heatmap "$run" --last 50 --out "docs/img/repro_qswitch_${env}_${method}_${name}.png"
   done
   "$py" - <<'PY'
 import json

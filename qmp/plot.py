@@ -66,10 +66,15 @@ PlotError = ResultsError  # a problem with the user's input (no runs, unknown co
 
 
 def group_colours(keys: Sequence[GroupKey]) -> dict[GroupKey, str]:
-    """A method keeps its colour across figures; named variants take the colours no drawn method uses."""
+    """A method keeps its colour across figures: its unnamed runs get it, or, if it has none here, its first
+    name (a study that names every run). Its other names take the colours no drawn method uses."""
+    primary: dict[str, str] = {}
+    for key in keys:
+        if key.method_rank < len(METHODS) and (key.method not in primary or key.name == "None"):
+            primary[key.method] = key.name
+
     def own(key: GroupKey) -> str | None:
-        named = key.name != "None" or key.method_rank >= len(METHODS)
-        return None if named else COLOURS[key.method_rank % len(COLOURS)]
+        return COLOURS[key.method_rank % len(COLOURS)] if primary.get(key.method) == key.name else None
 
     colours: dict[GroupKey, str] = {key: colour for key in keys if (colour := own(key)) is not None}
     spare = [c for c in COLOURS if c not in colours.values()] or list(COLOURS)

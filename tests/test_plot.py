@@ -107,6 +107,18 @@ def test_every_method_and_two_variants_get_distinct_colours() -> None:
     assert colours[keys[0]] == plot.group_colours(keys[:1])[keys[0]]  # a method keeps its colour across figures
 
 
+def test_a_method_run_only_under_names_keeps_its_colour() -> None:
+    unnamed = results.GroupKey(ENV, 3, "qmp_dnc", "None")
+    first, second = results.GroupKey(ENV, 3, "qmp_dnc", "a"), results.GroupKey(ENV, 3, "qmp_dnc", "b")
+    other_env = results.GroupKey("Other-v0", 3, "qmp_dnc", "b")
+    method_colour = plot.group_colours([unnamed])[unnamed]
+    assert plot.group_colours([first])[first] == method_colour
+    colours = plot.group_colours([first, second, other_env])
+    assert colours[first] == method_colour != colours[second] == colours[other_env]
+    colours = plot.group_colours([first, unnamed])  # unnamed runs keep the method's colour
+    assert colours[unnamed] == method_colour != colours[first]
+
+
 def test_series_skips_empty_eval_cells(root: Path) -> None:
     run = results.load_run(root / ENV / "qmp_dnc" / "None" / "seed0")
     x, y = run.series("eval/success", "env_steps")
