@@ -82,8 +82,8 @@ ROOT = Path("docs/results")
 ENVS = sorted(path.name for path in ROOT.iterdir() if path.is_dir())
 
 
-def table(root: Path, *args: str) -> str:
-    return subprocess.run([sys.executable, "-m", "qmp.plot", str(root), "--table", *args], check=True,
+def table(roots: list[Path], *args: str) -> str:
+    return subprocess.run([sys.executable, "-m", "qmp.plot", *map(str, roots), "--table", *args], check=True,
                           capture_output=True, text=True).stdout.strip()
 
 
@@ -91,7 +91,7 @@ def per_env(flags) -> str:
     """One table per env with that env's own columns (its tasks; stages only where it has them), one note."""
     blocks, note = [], ""
     for env in ENVS:
-        block, note = table(ROOT / env, *flags(env)).rsplit("\n\n", 1)
+        block, note = table([ROOT / env], *flags(env)).rsplit("\n\n", 1)
         blocks.append(block)
     return "\n\n".join([*blocks, note])
 
@@ -107,11 +107,15 @@ def strict(env: str) -> list[str]:
     return [word for metric in metrics for word in ("--metric", metric)]
 
 
+PARAMETERS = [ROOT / "JacoReachMT5-v1" / method for method in ("mtsac", "qmp_sac")]
 tables = {
-    "paper": table(ROOT, "--paper", "--at", "200k", "300k", "500k", "1M", "2M"),
+    "paper": table([ROOT], "--paper", "--at", "200k", "300k", "500k", "1M", "2M"),
     "pertask": per_env(per_task),
     "strict": per_env(strict),
 }
+if all(path.is_dir() for path in PARAMETERS):  # the Jaco Parameters batches at their lengths (planned 500k)
+    body = table(PARAMETERS, "--paper", "--at", "50k", "90k", "130k", "300k", "500k", "2M")
+    tables["parameters"] = "\n".join(line for line in body.splitlines() if " | 0 | — | " not in line)  # no Separated
 doc = Path("docs/results.md")
 text = doc.read_text()
 for name, body in tables.items():

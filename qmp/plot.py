@@ -165,7 +165,7 @@ def plot_paper(groups: dict[GroupKey, list[Run]], out: Path, prefixes: Sequence[
         ax.remove()
     cut_noted: set[GroupKey] = set()
     for ax, env in zip(axes, envs, strict=False):
-        drawn = 0
+        drawn = markers = 0
         marked: set[str] = set()
         for key, runs in groups.items():
             if key.env != env:
@@ -190,6 +190,7 @@ def plot_paper(groups: dict[GroupKey, list[Run]], out: Path, prefixes: Sequence[
                 for value in paper_values(env, key.method):
                     if max_steps is not None and value.env_steps > max_steps:
                         continue
+                    markers += 1
                     ax.plot([value.env_steps], [value.success], linestyle="none", marker="x", markersize=9,
                             markeredgewidth=2.2, color=colour)
         style_panel(ax, env, "env steps", score)
@@ -199,7 +200,7 @@ def plot_paper(groups: dict[GroupKey, list[Run]], out: Path, prefixes: Sequence[
         if not drawn:
             _no_data(ax)
         handles, names = ax.get_legend_handles_labels()
-        if score == PAPER_SUCCESS and any(max_steps is None or v.env_steps <= max_steps for v in paper_values(env)):
+        if markers:
             handles.append(Line2D([], [], linestyle="none", marker="x", markersize=7, markeredgewidth=2, color="gray"))
             names.append("paper (read off its figure)")
         if handles:

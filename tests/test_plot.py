@@ -338,6 +338,12 @@ def test_paper_layout_max_steps_ends_the_axis_and_drops_the_papers_later_values(
     assert paper_markers(maze) == []  # the paper's Maze values are at 4M: no marker, no legend entry for them
     assert "paper (read off its figure)" not in [t.get_text() for t in maze.get_legend().get_texts()]
     assert "paper (read off its figure)" in [t.get_text() for t in jaco.get_legend().get_texts()]
+    # mtsac's paper value is at 2M; Separated's at 500k are not drawn without Separated's runs
+    write_paper_run(tmp_path / "mtsac", JACO, "mtsac", 0, 2, {0: [0.1, 0.2], 1: [0.3, 0.4]})
+    groups = results.group_runs(results.load_runs([tmp_path / "mtsac"]))
+    fig = plot.plot_paper(groups, tmp_path / "mtsac.png", reps=50, max_steps=1_000_000)
+    assert paper_markers(fig.axes[0]) == []
+    assert "paper (read off its figure)" not in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
 
 
 def test_cli_paper_figure_and_table(paper_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
