@@ -19,7 +19,7 @@ setup: $(STAMP)
 run: $(STAMP)
 	$(VPY) -m examples.first_run --out data/quickstart
 
-## The whole test suite (about 13 minutes on 2 idle cores), then its 15 slowest tests.
+## The whole test suite (about 10 minutes on 2 idle cores), then its 15 slowest tests.
 test: $(STAMP)
 	$(VPY) -m pytest -q --durations=15
 
