@@ -134,8 +134,11 @@ def parse_args(argv: list[str], methods: list[str] | None = None, envs: list[str
     if first.env in ENVS:
         parser.set_defaults(**ENVS[first.env].preset)
     cfg = Config(**vars(parser.parse_args(argv)))
-    validate(cfg, methods)
     given = given_flags(parser, argv)
+    subset = expected_tasks(cfg) if cfg.task_name else None
+    if subset and "n_policies" not in given:  # the preset counts every task of the env; a subset has its own count
+        cfg = dataclasses.replace(cfg, n_policies=subset)
+    validate(cfg, methods)
     qswitch = cfg.method in METHODS and METHODS[cfg.method].qswitch
     reason = scope_error(cfg.method, given) or (rule_scope_error(cfg.qswitch_rule, given) if qswitch else None) \
         or dependency_error(cfg, given)

@@ -79,7 +79,8 @@ class Config:
                             "i crashed in the original and is refused")
     include_task_id: bool = _f(False, "append the task one-hot to network inputs")
     sparse_tasks: list[int] = _list([], "indices of tasks with sparse reward (Maze)", int)
-    task_name: str | None = _f(None, "subset of tasks, comma-separated (Maze, Meta-World)")
+    task_name: str | None = _f(None, "subset of tasks, comma-separated (Maze, Meta-World); --n_policies follows "
+                                          "its count unless given")
     control_penalty: float = _f(0.0, "Kitchen control penalty (must be 0, as in the original)")
     reward_params: list[float] = _list([0.0, 0.0], "legacy reacher; unused", float)
     reward_type: str = _f("shift", "legacy reacher; unused")

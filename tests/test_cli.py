@@ -316,6 +316,16 @@ def test_flags_where_they_do_nothing_are_refused(argv: list[str], message: str) 
         parse(*argv)
 
 
+def test_a_task_subset_sets_the_policy_count_unless_it_is_given() -> None:
+    assert parse("dnc_sac", "--env=MetaWorldMT50-v2", "--task_name", "reach-v3, push-v3,1").n_policies == 3
+    assert parse("dnc_sac", "--env=MazeLarge-10-v0", "--task_name", "0,1").n_policies == 2
+    with pytest.raises(ConfigError, match="--n_policies 3 does not match the 2 tasks of MazeLarge-10-v0; "
+                                          "valid: --n_policies 2"):
+        parse("dnc_sac", "--env=MazeLarge-10-v0", "--task_name", "0,1", "--n_policies", "3")
+    with pytest.raises(ConfigError, match="--task_name does nothing for JacoReachMT5-v1"):
+        parse("dnc_sac", "--env=JacoReachMT5-v1", "--task_name", "0,1")
+
+
 def test_flags_where_they_act_are_accepted() -> None:
     assert parse("qmp_dnc", "--env=JacoReachMT5-v1", "--policy_sampling_freq", "5").policy_sampling_freq == 5
     assert parse("uds_dnc", "--env=JacoReachMT5-v1", "--sharing_quantile", "0.5").sharing_quantile == 0.5

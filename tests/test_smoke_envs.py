@@ -31,7 +31,7 @@ def test_qmp_dnc_on_each_benchmark(env: str, tmp_path: Path) -> None:
     evaluation = env != "MetaWorldMT50-v2"  # its separate evaluation benchmark costs another ~35 s
     flags = [*tiny_flags(tasks, horizon, evaluation), "--n_epochs", "1", "--gradient_steps_per_itr", str(tasks)]
     if subset:
-        flags += ["--task_name", subset, "--n_policies", str(tasks)]
+        flags += ["--task_name", subset]
     rows = train("qmp_dnc", env, tmp_path, *flags)
     row = rows[-1]
     assert float(row["env_steps"]) >= tasks * horizon
