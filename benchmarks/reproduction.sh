@@ -9,9 +9,14 @@
 #                                                  # from docs/results/ alone
 # Batches (env steps per run; the first epoch is the warm-up):
 #   jaco_separated   dnc_sac vs qmp_dnc on JacoReachMT5-v1, EPOCHS (default 951 = 1M env steps: 50k warm-up + 950 x 1k)
-#   jaco_parameters  mtsac vs qmp_sac with the README's Parameters flags, EPOCHS (default 491 = 500k: 10k warm-up + 490 x 1k)
-#   jaco_parameters_double_tanh   the same with --multihead_double_tanh true (the original's squashing)
-#   maze_parameters  mtsac vs qmp_sac on MazeLarge-10-v0 with the Parameters flags, EPOCHS (default 100 = 600k)
+#   jaco_parameters  mtsac vs qmp_sac with the README's Parameters flags and one tanh (--multihead_double_tanh false,
+#                    our fix), EPOCHS (default 491 = 500k: 10k warm-up + 490 x 1k)
+#   jaco_parameters_double_tanh   the same with the original's double squashing (the multihead default)
+#   jaco_parameters_collect_single_tanh   mtsac alone, double-squashed, collecting with one tanh as QMP's Q-switch
+#                    draws its candidates (--collect_single_tanh true): the ablation beside jaco_parameters_double_tanh
+#   maze_parameters  mtsac vs qmp_sac on MazeLarge-10-v0 with the Parameters flags and one tanh, EPOCHS (default
+#                    100 = 600k)
+# Each batch names its squashing, so that its runs keep resuming whatever the default is.
 # Runs go to data/repro/{env}/{method}/{name}/seed{k}; running a batch again resumes unfinished runs.
 # UNTIL=TIME (anything date -d reads: 17:05, 'now + 80 minutes') stops every run at TIME with SIGTERM (a run then
 # writes its checkpoint and exits; the next call resumes it) and starts no run later than MIN_LEFT_S (300) seconds
@@ -54,8 +59,16 @@ keep() {
 
 report() {  # every figure and table of docs/results.md, from the files kept in docs/results/
   local py=$PY
-  "$py" -m qmp.plot docs/results --paper --prefix eval eval_mixture --smooth 3 --out docs/img/repro_paper.png
-  "$py" -m qmp.plot docs/results/JacoReachMT5-v1 --paper --score stages_completed --prefix eval eval_mixture --smooth 3 \
+  # the paper's panels as the original ran them: Jaco's Separated runs and its Parameters runs with the original's
+  # double squashing (our single-squashing runs and the ablation have their own figure below), and Maze
+  local jaco=() maze=() root
+  for root in docs/results/JacoReachMT5-v1/{dnc_sac,qmp_dnc} docs/results/JacoReachMT5-v1/{mtsac,qmp_sac}/params_double_tanh; do
+    [ -d "$root" ] && jaco+=("$root")
+  done
+  [ -d docs/results/MazeLarge-10-v0 ] && maze=(docs/results/MazeLarge-10-v0)
+  "$py" -m qmp.plot "${jaco[@]}" "${maze[@]}" --paper --prefix eval eval_mixture --smooth 3 \
+    --out docs/img/repro_paper.png
+  "$py" -m qmp.plot "${jaco[@]}" --paper --score stages_completed --prefix eval eval_mixture --smooth 3 \
     --out docs/img/repro_stages.png
   # the Parameters batches alone, to their planned 500k (the paper's Parameters values are at 2M)
   if [ -d docs/results/JacoReachMT5-v1/mtsac ] && [ -d docs/results/JacoReachMT5-v1/qmp_sac ]; then
@@ -143,14 +156,21 @@ runs() {  # one run.py argument line per run; methods of one seed side by side, 
   for s in "${seeds[@]}"; do
     case $batch in
       jaco_separated) for m in dnc_sac qmp_dnc; do echo "$m --env=JacoReachMT5-v1 --seed $s --n_epochs ${EPOCHS:-951} --name paper"; done ;;
-      jaco_parameters) for m in mtsac qmp_sac; do echo "$m --env=JacoReachMT5-v1 --seed $s --n_epochs ${EPOCHS:-491} $PARAMS --name params"; done ;;
+      jaco_parameters)
+        for m in mtsac qmp_sac; do
+          echo "$m --env=JacoReachMT5-v1 --seed $s --n_epochs ${EPOCHS:-491} $PARAMS --multihead_double_tanh false --name params"
+        done ;;
       jaco_parameters_double_tanh)
         for m in mtsac qmp_sac; do
           echo "$m --env=JacoReachMT5-v1 --seed $s --n_epochs ${EPOCHS:-491} $PARAMS --multihead_double_tanh true --name params_double_tanh"
         done ;;
+      jaco_parameters_collect_single_tanh)
+        echo "mtsac --env=JacoReachMT5-v1 --seed $s --n_epochs ${EPOCHS:-491} $PARAMS --multihead_double_tanh true --collect_single_tanh true --name params_double_tanh_collect_single" ;;
       maze_parameters)
-        for m in mtsac qmp_sac; do echo "$m --env=MazeLarge-10-v0 --seed $s --n_epochs ${EPOCHS:-100} $PARAMS --name params"; done ;;
-      *) echo "unknown batch '$batch'; valid: jaco_separated, jaco_parameters, jaco_parameters_double_tanh, maze_parameters (or keep, report, check)" >&2
+        for m in mtsac qmp_sac; do
+          echo "$m --env=MazeLarge-10-v0 --seed $s --n_epochs ${EPOCHS:-100} $PARAMS --multihead_double_tanh false --name params"
+        done ;;
+      *) echo "unknown batch '$batch'; valid: jaco_separated, jaco_parameters, jaco_parameters_double_tanh, jaco_parameters_collect_single_tanh, maze_parameters (or keep, report, check)" >&2
          return 2 ;;
     esac
   done

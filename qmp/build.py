@@ -142,7 +142,7 @@ def build(settings: Settings, spec: MultiTaskSpec, device: torch.device) -> Part
     weight = first_stages(spec.stage_of) if settings.stagewise and spec.stage_of is not None else None
     agent_class = MultiTaskSAC if settings.actor_states_per_task is None else MultiCriticActor
     agent = agent_class(policy, critic, t, act_dim, settings.sac, device, kl_state_weight=weight)
-    own_policy = OwnPolicy(agent.policy)
+    own_policy = OwnPolicy(agent.policy, single_tanh=settings.collect_single_tanh)  # evaluation: tanh(mu) either way
     behaviour: OwnPolicy | QSwitchMixture | LevyMixture | MinOwnProbability = own_policy
     eval_mixture = None
     if settings.qswitch is not None:

@@ -10,7 +10,7 @@ import dataclasses
 import math
 from typing import Any
 
-from qmp.config import Config, replay_capacity
+from qmp.config import Config, field_defaults, replay_capacity
 from qmp.domain_knowledge import STAGE_TARGETS, mixture_error
 from qmp.environments import ENVS, is_custom
 from qmp.flag_scope import RULE_FLAGS, dependency_error, env_option_error, given_flags, rule_scope_error, scope_error
@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
         kwargs: dict[str, Any] = {"help": help_text, "dest": f.name}
         if "nargs" in meta:
             kwargs.update(nargs=meta["nargs"], type=meta["item"])
-        elif f.type in ("bool",):
+        elif f.type in ("bool", "bool | None"):  # unset (None) only as a default, derived in Config
             kwargs.update(type=str2bool, metavar="true|false")
         elif f.type in ("int", "float", "str"):
             kwargs["type"] = {"int": int, "float": float, "str": str}[f.type]
@@ -126,7 +126,7 @@ def parse_args(argv: list[str], methods: list[str] | None = None, envs: list[str
     methods = list(METHODS) if methods is None else methods
     envs = list(ENVS) if envs is None else envs
     parser = build_parser()
-    parser.set_defaults(**Config().to_dict())
+    parser.set_defaults(**field_defaults())
     first, _ = parser.parse_known_args(argv)
     if first.env not in envs and not is_custom(first.env):
         raise ConfigError(f"unknown env {first.env!r}{_closest(first.env, envs)}; valid: {', '.join(envs)}, "

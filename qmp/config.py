@@ -102,9 +102,16 @@ class Config:
     overwrite: bool = _f(False, "start afresh even if the run directory holds a checkpoint")
     qswitch_score: str = _f("q1", "QMP scoring critic: q1 (original), min or mean of the twin Qs")
     qswitch_action: str = _f("mean", "QMP scored action: mean (original) or sample")
-    multihead_double_tanh: bool = _f(False, "multihead policy only: squash twice as the original did, "
-                                     "tanh(tanh(mu) + sigma*eps) in training and in mtsac's collection "
-                                     "(the Q-switch's candidates and every evaluation stay single tanh, as there)")
+    multihead_double_tanh: bool | None = _f(None, "multihead policy only: squash twice as the original did, "
+                                            "tanh(tanh(mu) + sigma*eps) in training and in mtsac's collection "
+                                            "(the Q-switch's candidates and every evaluation stay single tanh, as "
+                                            "there). Unset: true with --policy_architecture multihead (the "
+                                            "original's, behind the paper's Parameters numbers), else false; "
+                                            "false with multihead squashes once (our fix, docs/methods.md)")
+    collect_single_tanh: bool = _f(False, "sac, mtsac with the double-squashed multihead policy: collect with one "
+                                   "tanh, tanh(mu + sigma*eps), as QMP's Q-switch draws its candidates, while "
+                                   "training keeps the two (not in the original: an ablation that separates "
+                                   "QMP's behaviour sharing from its wider exploration)")
     replay_buffer_size: int | None = _f(None, "transitions kept per task; default the original's: 1e6 per task for "
                                         "the DnC family, one 1e6 buffer shared by all tasks (ceil(1e6 / T) per task) "
                                         "for sac, mtsac and qmp_sac")
@@ -134,8 +141,19 @@ class Config:
     min_task_probs: list[float] = _list([0.0], "QMP-MCAL: task i executes its own policy with at least this "
                                         "probability (one value, or one per task); 0: the Q-switch alone", float)
 
+    def __post_init__(self) -> None:
+        if self.multihead_double_tanh is None:  # the original's squashing goes with its multihead policy
+            self.multihead_double_tanh = self.policy_architecture == "multihead"
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def field_defaults() -> dict[str, Any]:
+    """Each field's declared default, before __post_init__ derives any from the others (the parser's defaults:
+    a derived one must stay unset until the flags it depends on are known)."""
+    return {f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+            for f in dataclasses.fields(Config)}
 
 
 def replay_capacity(cfg: Config, num_tasks: int) -> int:

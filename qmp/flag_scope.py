@@ -20,6 +20,7 @@ UDS_METHODS = tuple(name for name, m in METHODS.items() if m.sharing)
 DNC_NAMED = tuple(name for name in METHODS if "dnc" in name or "decaf" in name)  # the original's test of the name
 LEVY_METHODS = tuple(name for name, m in METHODS.items() if m.levy)
 SAC_FAMILY = tuple(name for name, m in METHODS.items() if m.sac_family)  # the original's SAC class and MoPSAC
+OWN_POLICY_SAC = tuple(name for name in SAC_FAMILY if not (METHODS[name].qswitch or METHODS[name].levy))  # sac, mtsac
 
 # flag -> the methods that take it (the original's, plus our own Q-switch options for the QMP methods)
 METHOD_FLAGS: dict[str, tuple[str, ...]] = {
@@ -45,6 +46,7 @@ METHOD_FLAGS: dict[str, tuple[str, ...]] = {
     "use_pc_grad": SAC_FAMILY,
     "min_task_probs": ("qmp_mcal",),
     "skip_alpha_pc_grad": SAC_FAMILY,
+    "collect_single_tanh": OWN_POLICY_SAC,
 }
 
 # method flags the original parsed for every method, though only the methods above read them
@@ -56,6 +58,8 @@ NEEDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "regularize_representation": ("--kl_coeff > 0 (it replaces DnC's KL)", lambda cfg: any(cfg.kl_coeff)),
     "stagewise": ("--kl_coeff > 0 (it masks DnC's penalty)", lambda cfg: any(cfg.kl_coeff)),
     "distillation_n_epochs": ("--distillation_period", lambda cfg: cfg.distillation_period is not None),
+    "collect_single_tanh": ("the double squashing (--policy_architecture multihead, --multihead_double_tanh true)",
+                            lambda cfg: cfg.multihead_double_tanh),
 }
 
 # Q-switch flag -> the --qswitch_rule values it acts under (uniform and domain read no critic)
@@ -70,7 +74,7 @@ RULE_FLAGS: dict[str, tuple[str, ...]] = {
 # collection variants that share a method name: a run directory must not continue another variant's run, and
 # results tell the variants apart (qmp/results.py names a run without --name by them)
 VARIANT_FLAGS = ("qswitch_rule", "qswitch_temperature", "qswitch_entropy", "qswitch_mixture", "mtlevy_top_n",
-                 "mtlevy_alpha_min", "mtlevy_max_hold", "mtlevy_success_ema")
+                 "mtlevy_alpha_min", "mtlevy_max_hold", "mtlevy_success_ema", "collect_single_tanh")
 
 # collection and squashing options that every checkpoint records, defaults included (added 2026-12); a
 # checkpoint without them predates that and is taken at the command's values, as it always was
@@ -129,16 +133,18 @@ def rule_scope_error(rule: str, flags: set[str]) -> str | None:
 def variant_name(cfg: dict[str, Any]) -> str:
     """A run without --name is named by its collection options that differ from the defaults ("uniform H=5",
     "softmax temperature=0.5 entropy"), so variants of one method never pool as seeds; "None" if there are none."""
-    defaults = Config().to_dict()
+    # the squashing's default follows the policy architecture; a config without the flag predates it: one tanh
+    defaults = Config(**{k: cfg[k] for k in ("policy_architecture",) if k in cfg}).to_dict()
     parts = []
     for flag in ("qswitch_rule", *VARIANT_FLAGS[1:], *RECORDED_FLAGS):
-        value = cfg.get(flag, defaults[flag])
+        value = cfg.get(flag, False if flag == "multihead_double_tanh" else defaults[flag])
         if value == defaults[flag]:
             continue
         short = flag.removeprefix("qswitch_").removeprefix("mtlevy_")
         parts.append({"qswitch_rule": str(value), "qswitch_entropy": "entropy", "qswitch_mixture": "own-mixture",
-                      "policy_sampling_freq": f"H={value}", "multihead_double_tanh": "double_tanh"
-                      }.get(flag, f"{short}={value}"))
+                      "policy_sampling_freq": f"H={value}",
+                      "multihead_double_tanh": "double_tanh" if value else "single_tanh",
+                      "collect_single_tanh": "single_tanh_collection"}.get(flag, f"{short}={value}"))
     return " ".join(parts) or "None"
 
 

@@ -174,6 +174,8 @@ class Settings:
     """DECAF critics: task i's Q is a learned mixture of every task's Q."""
     supervised_sharing: bool = False
     """UDS methods with --unsupervised false: shared rewards are task i's own reward of the transition."""
+    collect_single_tanh: bool = False
+    """sac, mtsac: the double-squashed policy collects with one tanh, as QMP's candidates are drawn."""
 
     @staticmethod
     def from_config(cfg: Config, num_tasks: int) -> Settings:
@@ -212,4 +214,5 @@ class Settings:
             min_own_probs=tuple(cfg.min_task_probs) if method.qswitch and any(cfg.min_task_probs) else None,
             decaf=method.decaf_critics,
             supervised_sharing=method.sharing and not cfg.unsupervised,
+            collect_single_tanh=cfg.collect_single_tanh,
         )

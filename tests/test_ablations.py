@@ -190,3 +190,34 @@ def test_a_run_directory_does_not_continue_another_hold_and_old_checkpoints_stil
     save_checkpoint(tmp_path / CHECKPOINT, state)
     assert command.main([*flags, "--n_epochs", "2", "--policy_sampling_freq", "5"]) == 0
     assert load_checkpoint(tmp_path / CHECKPOINT)["meta"]["policy_sampling_freq"] == 5
+
+
+def test_collect_single_tanh_is_an_own_policy_ablation_of_the_double_squashing(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--collect_single_tanh acts for sac and mtsac on the double-squashed multihead policy, is refused
+    elsewhere, names the run, and a run directory does not continue across it."""
+    import qmp.command as command
+
+    multihead = ["--policy_architecture", "multihead", "--Q_architecture", "multihead"]
+    assert parse("mtsac", "--env=JacoReachMT5-v1", *multihead, "--collect_single_tanh", "true").collect_single_tanh
+    for argv, message in (
+            (["qmp_sac", *multihead], "--collect_single_tanh does nothing for qmp_sac"),
+            (["dnc_sac"], "valid for: sac, mtsac"),
+            (["mtsac", *multihead, "--multihead_double_tanh", "false"],
+             "--collect_single_tanh does nothing without the double squashing")):
+        with pytest.raises(ConfigError, match=message):
+            parse(*argv, "--env=JacoReachMT5-v1", "--collect_single_tanh", "true")
+    assert variant_name({"policy_architecture": "multihead", "multihead_double_tanh": True,
+                         "collect_single_tanh": True}) == "single_tanh_collection"
+
+    flags = ["mtsac", "--env=ToyReach-v0", *tiny_flags(4, 20), *multihead]
+    runs = {}
+    for single in (False, True):
+        run_dir = tmp_path / f"single{single}"
+        assert command.main([*flags, "--run_dir", str(run_dir), "--n_epochs", "1",
+                             "--collect_single_tanh", str(single).lower()]) == 0
+        runs[single] = (run_dir / "progress.csv").read_text()
+        assert json.loads((run_dir / "config.json").read_text())["collect_single_tanh"] is single
+    assert runs[False] != runs[True]  # the collected actions, hence the updates, differ
+    assert command.main([*flags, "--run_dir", str(tmp_path / "singleTrue"), "--n_epochs", "2"]) != 0
+    assert "collect_single_tanh: checkpoint True != run default" in capsys.readouterr().err

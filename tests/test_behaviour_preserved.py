@@ -27,7 +27,11 @@ COMMANDS = {
     "qmp_dnc": ["qmp_dnc", "--env=ToyReach-v0", *tiny_flags(4, 20), "--n_epochs", "3"],
     "qmp_uds_dnc": ["qmp_uds_dnc", "--env=ToyReach-v0", *tiny_flags(4, 20), "--n_epochs", "3",
                     "--sharing_quantile", "0.5"],
-    "mtsac": ["mtsac", "--env=ToyReach-v0", *tiny_flags(4, 20), "--n_epochs", "3", *PARAMETERS],
+    # the squashing is explicit: its multihead default changed on purpose (one tanh, then the original's two)
+    "mtsac": ["mtsac", "--env=ToyReach-v0", *tiny_flags(4, 20), "--n_epochs", "3", *PARAMETERS,
+              "--multihead_double_tanh", "false"],
+    "mtsac_double_tanh": ["mtsac", "--env=ToyReach-v0", *tiny_flags(4, 20), "--n_epochs", "3", *PARAMETERS,
+                          "--multihead_double_tanh", "true"],
     "qmp_sac_double_tanh": ["qmp_sac", "--env=ToyReach-v0", *tiny_flags(4, 20), "--n_epochs", "3", *PARAMETERS,
                             "--multihead_double_tanh", "true"],
     "dnc_kl": ["dnc_sac", "--env=ToyReach-v0", *tiny_flags(4, 20), "--n_epochs", "3", "--kl_coeff", "0.01",

@@ -252,6 +252,25 @@ def test_faithfulness_flags_parse() -> None:
                  "true").multihead_double_tanh
 
 
+def test_the_multihead_policy_squashes_twice_unless_told_otherwise() -> None:
+    """The original's multihead policy squashed twice, and the paper's Parameters numbers come from it: that is
+    the default wherever the policy is multihead, from flags or from Python; false opts into one tanh."""
+    from qmp.flag_scope import variant_name
+
+    assert parse("mtsac", "--env=JacoReachMT5-v1", *PARAM_SHARING).multihead_double_tanh is True
+    assert parse("qmp_sac", "--env=MazeLarge-10-v0", *PARAM_SHARING).multihead_double_tanh is True
+    assert parse("mtsac", "--env=JacoReachMT5-v1", *PARAM_SHARING,
+                 "--multihead_double_tanh", "false").multihead_double_tanh is False
+    assert parse("qmp_dnc", "--env=JacoReachMT5-v1").multihead_double_tanh is False
+    assert Config(policy_architecture="multihead").multihead_double_tanh is True
+    assert Config().multihead_double_tanh is False
+    # runs without --name are named by what differs from the default of their own architecture
+    assert variant_name({"policy_architecture": "multihead", "multihead_double_tanh": True}) == "None"
+    assert variant_name({"policy_architecture": "multihead", "multihead_double_tanh": False}) == "single_tanh"
+    assert variant_name({"policy_architecture": "multihead"}) == "single_tanh"  # written before the flag: one tanh
+    assert variant_name({"policy_architecture": "separate", "multihead_double_tanh": False}) == "None"
+
+
 # ------------------------------------------------------------------- every flag acts or is refused
 def _other_value(flag: str, default: object) -> list[str]:
     """A value different from the default, as command-line words."""

@@ -217,3 +217,25 @@ def test_a_hidden_layer_of_one_unit_trains(arch: str) -> None:
     if arch == "separate":
         expected = torch.stack([loop_mlp(member_weights(net, i), x[i]) for i in range(T)])
         torch.testing.assert_close(y[0], expected)
+
+
+def test_collect_single_tanh_samples_the_qswitch_candidate_distribution() -> None:
+    """--collect_single_tanh: the own policy of a double-squashed multihead policy executes tanh(mu + sigma*eps)
+    (the Q-switch's candidate, same noise), not tanh(tanh(mu) + sigma*eps); evaluation stays tanh(mu)."""
+    from qmp.learning.policies import OwnPolicy
+
+    mu, log_std = 0.8, -0.5
+    policy = rigged_multihead(True, mu, log_std)
+    obs = torch.randn(T, IN)
+    torch.manual_seed(3)
+    doubled = OwnPolicy(policy).act(obs)[0]
+    torch.manual_seed(3)
+    single = OwnPolicy(policy, single_tanh=True).act(obs)[0]
+    torch.manual_seed(3)
+    noise = torch.randn(T, 1, OUT).squeeze(1)
+    sigma = math.exp(log_std)
+    torch.testing.assert_close(doubled, torch.tanh(math.tanh(mu) + sigma * noise))
+    torch.testing.assert_close(single, torch.tanh(mu + sigma * noise))
+    for own in (OwnPolicy(policy), OwnPolicy(policy, single_tanh=True)):
+        det = own.act(obs, deterministic=True)[0]
+        torch.testing.assert_close(det, torch.full_like(det, math.tanh(mu)))

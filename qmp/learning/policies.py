@@ -28,15 +28,16 @@ def sample_rows(probs: Tensor, u: Tensor) -> Tensor:
 
 
 class OwnPolicy:
-    """Task i acts with pi_i."""
+    """Task i acts with pi_i. `single_tanh`: a double-squashed policy samples tanh(mu + sigma * eps), as the
+    Q-switch draws its candidates (--collect_single_tanh, an ablation)."""
 
-    def __init__(self, policy: TanhGaussianPolicy) -> None:
-        self.policy = policy
+    def __init__(self, policy: TanhGaussianPolicy, single_tanh: bool = False) -> None:
+        self.policy, self.single_tanh = policy, single_tanh
 
     @torch.no_grad()
     def act(self, obs: Tensor, elapsed: np.ndarray | None = None, deterministic: bool = False) -> tuple[Tensor, Tensor]:
         """obs (T, O) -> actions (T, A) and the policy used per task (T,) (always its own)."""
-        action = self.policy.act(obs.unsqueeze(1), deterministic)[0].squeeze(1)
+        action = self.policy.act(obs.unsqueeze(1), deterministic, single_tanh=self.single_tanh)[0].squeeze(1)
         return action, torch.arange(obs.shape[0], device=obs.device)
 
     def episodes_ended(self, episodes: list[Episode]) -> None:
