@@ -122,6 +122,11 @@ class Config:
                               "rows (tasks x batch), so activations stay in the CPU cache (0: all tasks at once)")
     torch_threads: int = _f(1, "torch CPU threads; 1 by default: small per-step ops gain nothing from more, "
                             "and 2 threads ran 40x slower when the other core was busy")
+    flush_denormal: bool = _f(True, "CPU: flush denormal floats to zero. Adam's moments of units whose gradients "
+                              "fade decay into denormals, which made the Parameters runs' optimiser steps about 3x "
+                              "slower; the parameters stayed bit-identical (docs/performance.md). It is the main "
+                              "thread's mode: torch's extra threads (--torch_threads > 1) keep denormals. false: "
+                              "IEEE denormals, as runs before 2026-12-01")
     # the paper's ablations of the Q-switch, and MT-Levy (docs/methods.md)
     qswitch_rule: str = _f("argmax", "QMP: how task i picks the policy it executes: argmax of the scores (QMP), "
                            "softmax (drawn with probability proportional to exp(score / --qswitch_temperature)), "

@@ -194,6 +194,7 @@ def start_wandb(cfg: Config, run_dir: Path) -> Any:
 def train(cfg: Config) -> Path:
     """Train (or resume) one run; returns its run directory."""
     torch.set_num_threads(cfg.torch_threads)
+    torch.set_flush_denormal(cfg.flush_denormal)  # process-wide: set both ways, whatever an earlier run set
     device = pick_device(cfg.gpu)
     seed_everything(cfg.seed)
     try:

@@ -163,3 +163,44 @@ def test_benchmark_fills_the_replay_buffer_with_whole_episodes() -> None:
     assert buf.size == 1000 and buf.data.shape[1:] == (5, 15 + 6 + 3)
     assert np.array_equal(buf.final_next - buf.final_head, [5] * 5)  # one final s' per episode
     assert buf.sample(32).next_obs.shape == (5, 32, 15)
+
+
+@pytest.mark.usefixtures("one_thread")  # the flush mode is the calling thread's: runs use one (--torch_threads 1)
+def test_flushing_denormals_keeps_adams_parameters_bit_identical() -> None:
+    """Units whose gradients stop (dead ReLUs) leave Adam's first moment decaying into denormals (what slowed the
+    Parameters runs); flushing them to zero changes the moments but not one bit of the parameters, whose steps
+    from such moments are far below their ulp."""
+    finals = {}
+    try:
+        for flush in (False, True):
+            torch.set_flush_denormal(flush)
+            torch.manual_seed(0)
+            param = torch.nn.Parameter(torch.randn(64, 64) * 0.05)
+            opt = torch.optim.Adam([param], lr=1e-3, fused=True)
+            for step in range(1000):
+                grad = torch.randn(64, 64) * 1e-3
+                param.grad = grad if step < 5 else grad * (torch.arange(64) < 32).unsqueeze(1)  # rows 32+ stop
+                opt.step()
+            finals[flush] = (param.detach().clone(), opt.state[param]["exp_avg"].clone())
+    finally:
+        torch.set_flush_denormal(False)
+    (kept, kept_v), (flushed, flushed_v) = finals[False], finals[True]
+    assert ((kept_v != 0) & (kept_v.abs() < torch.finfo(torch.float32).tiny)).any()  # denormal moments arose
+    assert not torch.equal(kept_v, flushed_v)
+    assert torch.equal(kept, flushed)
+
+
+@pytest.mark.parametrize("flush", [True, False])
+@pytest.mark.usefixtures("one_thread")
+def test_a_run_sets_the_denormal_mode_it_is_given(flush: bool, tmp_path: Path) -> None:
+    """--flush_denormal acts for the whole run, whatever an earlier run in the process left."""
+    from tests.helpers import tiny_flags, train
+
+    torch.set_flush_denormal(not flush)
+    try:
+        train("dnc_sac", "ToyReach-v0", tmp_path, *tiny_flags(4, 20), "--n_epochs", "1",
+              "--flush_denormal", str(flush).lower())
+        tiny = torch.tensor(1e-39) * 1.0
+        assert (tiny.item() == 0.0) is flush
+    finally:
+        torch.set_flush_denormal(False)
