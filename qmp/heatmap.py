@@ -25,7 +25,9 @@ def plot_heatmap(run_dir: Path, last: int, window: int, out: Path) -> Figure:
     fractions = selection_fractions(records, last)
     steps, own = own_policy_fractions(records)
     cfg = read_config(run_dir) if (run_dir / CONFIG).is_file() else {}
-    who = f"{cfg.get('env', run_dir.name)} {cfg.get('method', '')} seed{cfg.get('seed', '?')}"
+    name = cfg.get("name", "None")  # a named variant (the study's "params_double_tanh") says which one this is
+    named = f" [{name}]" if name not in ("None", None) else ""
+    who = f"{cfg.get('env', run_dir.name)} {cfg.get('method', '')}{named} seed{cfg.get('seed', '?')}"
     used = records[-last:]
     span = (f"epochs {used[0]['epoch']}\u2013{used[-1]['epoch']}, "
             f"env steps {used[0]['env_steps']:,}\u2013{used[-1]['env_steps']:,}")

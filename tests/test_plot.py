@@ -365,3 +365,13 @@ def test_cli_paper_figure_and_table(paper_root: Path, tmp_path: Path, capsys: py
         "| Parameters + QMP (`qmp_sac`) | 1 | 400,000 | — | — | — |")
     assert rows["Parameters + QMP [big] (`qmp_sac`)"].startswith(
         "| Parameters + QMP [big] (`qmp_sac`) | 1 | 400,000 |")
+
+
+def test_heatmap_title_names_the_variant(tmp_path: Path) -> None:
+    """Two variants of one method (the study's params and params_double_tanh) have heatmaps told apart by title."""
+    from qmp.heatmap import plot_heatmap
+
+    named = write_run(tmp_path / "a", "qmp_sac", 1, epochs(3, {}), name="params", selection=SELECTION)
+    plain = write_run(tmp_path / "b", "qmp_sac", 1, epochs(3, {}), selection=SELECTION)
+    titles = [plot_heatmap(run, 2, 1, tmp_path / f"{run.name}.png").get_suptitle() for run in (named, plain)]
+    assert titles == [f"{ENV} qmp_sac [params] seed1", f"{ENV} qmp_sac seed1"]
