@@ -106,7 +106,8 @@ class Config:
                                             "tanh(tanh(mu) + sigma*eps) in training and in mtsac's collection "
                                             "(the Q-switch's candidates and every evaluation stay single tanh, as "
                                             "there). Unset: true with --policy_architecture multihead (the "
-                                            "original's, behind the paper's Parameters numbers), else false; "
+                                            "original's, behind the paper's Parameters numbers; mtlevy_sac: "
+                                            "false, as MT-Levy's released actor), else false; "
                                             "false with multihead squashes once (our fix, docs/methods.md)")
     collect_single_tanh: bool = _f(False, "sac, mtsac with the double-squashed multihead policy: collect with one "
                                    "tanh, tanh(mu + sigma*eps), as QMP's Q-switch draws its candidates, while "
@@ -147,8 +148,10 @@ class Config:
                                         "probability (one value, or one per task); 0: the Q-switch alone", float)
 
     def __post_init__(self) -> None:
-        if self.multihead_double_tanh is None:  # the original's squashing goes with its multihead policy
-            self.multihead_double_tanh = self.policy_architecture == "multihead"
+        if self.multihead_double_tanh is None:  # the squashing of the method's source, where it is multihead
+            method = METHODS.get(self.method)
+            self.multihead_double_tanh = (self.policy_architecture == "multihead" and method is not None
+                                          and method.squashes_multihead_twice)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -133,8 +133,9 @@ def rule_scope_error(rule: str, flags: set[str]) -> str | None:
 def variant_name(cfg: dict[str, Any]) -> str:
     """A run without --name is named by its collection options that differ from the defaults ("uniform H=5",
     "softmax temperature=0.5 entropy"), so variants of one method never pool as seeds; "None" if there are none."""
-    # the squashing's default follows the policy architecture; a config without the flag predates it: one tanh
-    defaults = Config(**{k: cfg[k] for k in ("policy_architecture",) if k in cfg}).to_dict()
+    # the squashing's default follows the method and policy architecture; a config without the flag predates it:
+    # one tanh
+    defaults = Config(**{k: cfg[k] for k in ("method", "policy_architecture") if k in cfg}).to_dict()
     parts = []
     for flag in ("qswitch_rule", *VARIANT_FLAGS[1:], *RECORDED_FLAGS):
         value = cfg.get(flag, False if flag == "multihead_double_tanh" else defaults[flag])

@@ -27,6 +27,9 @@ class Method:
     q_architectures: tuple[str, ...] | None = None  # allowed for the critics, if not `architectures`
     multi_critic: bool = False  # MCAL: one shared actor trained by every task's own critic
     decaf_critics: bool = False  # DECAF: task i's Q mixes every task's Q with learned weights
+    # the default of --multihead_double_tanh: the QMP code's multihead policy squashed twice; MT-Levy's released
+    # multihead actor squashes once
+    squashes_multihead_twice: bool = True
 
 
 METHODS: dict[str, Method] = {
@@ -38,7 +41,8 @@ METHODS: dict[str, Method] = {
     "uds_dnc": Method("Data (UDS)", False, True, False),
     "qmp_uds_dnc": Method("Data + QMP", True, True, False),
     "mtlevy_dnc": Method("Separated + MT-Lévy", False, False, False, allows_kl=True, levy=True),
-    "mtlevy_sac": Method("Parameters + MT-Lévy", False, False, True, architectures=NOT_SEPARATE, levy=True),
+    "mtlevy_sac": Method("Parameters + MT-Lévy", False, False, True, architectures=NOT_SEPARATE, levy=True,
+                         squashes_multihead_twice=False),
     "mcal": Method("Multi-Critic Actor Learning (MCAL)", False, False, False, shared_alpha=True,
                    architectures=("multihead",), q_architectures=("separate",), multi_critic=True),
     "qmp_mcal": Method("MCAL + QMP", True, False, False, shared_alpha=True, architectures=("multihead",),

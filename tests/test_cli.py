@@ -262,6 +262,11 @@ def test_the_multihead_policy_squashes_twice_unless_told_otherwise() -> None:
     assert parse("mtsac", "--env=JacoReachMT5-v1", *PARAM_SHARING,
                  "--multihead_double_tanh", "false").multihead_double_tanh is False
     assert parse("qmp_dnc", "--env=JacoReachMT5-v1").multihead_double_tanh is False
+    assert parse("mcal", "--env=JacoReachMT5-v1", "--policy_architecture", "multihead").multihead_double_tanh is True
+    # MT-Levy's released multihead actor squashes once, so its method does too unless told otherwise
+    assert parse("mtlevy_sac", "--env=JacoReachMT5-v1", *PARAM_SHARING).multihead_double_tanh is False
+    assert parse("mtlevy_sac", "--env=JacoReachMT5-v1", *PARAM_SHARING,
+                 "--multihead_double_tanh", "true").multihead_double_tanh is True
     assert Config(policy_architecture="multihead").multihead_double_tanh is True
     assert Config().multihead_double_tanh is False
     # runs without --name are named by what differs from the default of their own architecture
@@ -269,6 +274,8 @@ def test_the_multihead_policy_squashes_twice_unless_told_otherwise() -> None:
     assert variant_name({"policy_architecture": "multihead", "multihead_double_tanh": False}) == "single_tanh"
     assert variant_name({"policy_architecture": "multihead"}) == "single_tanh"  # written before the flag: one tanh
     assert variant_name({"policy_architecture": "separate", "multihead_double_tanh": False}) == "None"
+    assert variant_name({"method": "mtlevy_sac", "policy_architecture": "multihead",
+                         "multihead_double_tanh": False}) == "None"
 
 
 # ------------------------------------------------------------------- every flag acts or is refused
