@@ -12,6 +12,8 @@ import random
 import threading
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -191,10 +193,31 @@ def start_wandb(cfg: Config, run_dir: Path) -> Any:
                       config=cfg.to_dict(), dir=str(run_dir), id=run_id, resume="allow")
 
 
+def denormals_flushed() -> bool:
+    """Whether this thread's CPU flushes denormal floats to zero (torch has a setter and no getter)."""
+    return bool((torch.tensor(1e-39) * 1.0).item() == 0.0)
+
+
+@contextmanager
+def denormal_mode(flush: bool) -> Iterator[None]:
+    """The run's denormal mode on this thread (--flush_denormal), and the caller's back afterwards: tests,
+    notebooks and in-process sweeps call train() in a process that goes on."""
+    before = denormals_flushed()
+    torch.set_flush_denormal(flush)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(before)
+
+
 def train(cfg: Config) -> Path:
     """Train (or resume) one run; returns its run directory."""
+    with denormal_mode(cfg.flush_denormal):
+        return _train(cfg)
+
+
+def _train(cfg: Config) -> Path:
     torch.set_num_threads(cfg.torch_threads)
-    torch.set_flush_denormal(cfg.flush_denormal)  # process-wide: set both ways, whatever an earlier run set
     device = pick_device(cfg.gpu)
     seed_everything(cfg.seed)
     try:

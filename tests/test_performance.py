@@ -192,15 +192,22 @@ def test_flushing_denormals_keeps_adams_parameters_bit_identical() -> None:
 
 @pytest.mark.parametrize("flush", [True, False])
 @pytest.mark.usefixtures("one_thread")
-def test_a_run_sets_the_denormal_mode_it_is_given(flush: bool, tmp_path: Path) -> None:
-    """--flush_denormal acts for the whole run, whatever an earlier run in the process left."""
+def test_a_run_trains_in_the_denormal_mode_it_is_given_and_gives_the_callers_back(
+        flush: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--flush_denormal holds while the run trains, whatever the caller had; afterwards the caller's mode is back
+    (hypothesis, for one, refuses to run with denormals flushed)."""
+    import qmp.launch as launch
     from tests.helpers import tiny_flags, train
 
+    seen = []
+    seed_everything = launch.seed_everything
+    monkeypatch.setattr(launch, "seed_everything", lambda seed: (seen.append(launch.denormals_flushed()),
+                                                                   seed_everything(seed)))
     torch.set_flush_denormal(not flush)
     try:
         train("dnc_sac", "ToyReach-v0", tmp_path, *tiny_flags(4, 20), "--n_epochs", "1",
               "--flush_denormal", str(flush).lower())
-        tiny = torch.tensor(1e-39) * 1.0
-        assert (tiny.item() == 0.0) is flush
+        assert seen == [flush]
+        assert launch.denormals_flushed() is (not flush)
     finally:
         torch.set_flush_denormal(False)
