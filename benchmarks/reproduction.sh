@@ -16,6 +16,7 @@
 #                    draws its candidates (--collect_single_tanh true): the ablation beside jaco_parameters_double_tanh
 #   maze_parameters  mtsac vs qmp_sac on MazeLarge-10-v0 with the Parameters flags and one tanh, EPOCHS (default
 #                    100 = 600k)
+#   maze_parameters_double_tanh   the same with the original's double squashing (the multihead default)
 # Each batch names its squashing, so that its runs keep resuming whatever the default is.
 # Runs go to data/repro/{env}/{method}/{name}/seed{k}; running a batch again resumes unfinished runs.
 # UNTIL=TIME (anything date -d reads: 17:05, 'now + 80 minutes') stops every run at TIME with SIGTERM (a run then
@@ -60,12 +61,16 @@ keep() {
 report() {  # every figure and table of docs/results.md, from the files kept in docs/results/
   local py=$PY
   # the paper's panels as the original ran them: Jaco's Separated runs and its Parameters runs with the original's
-  # double squashing (our single-squashing runs and the ablation have their own figure below), and Maze
+  # double squashing (our single-squashing runs and the ablation have their own figure below), and Maze's with
+  # it once they exist (until then, Maze's one-tanh runs)
   local jaco=() maze=() root
   for root in docs/results/JacoReachMT5-v1/{dnc_sac,qmp_dnc} docs/results/JacoReachMT5-v1/{mtsac,qmp_sac}/params_double_tanh; do
     [ -d "$root" ] && jaco+=("$root")
   done
-  [ -d docs/results/MazeLarge-10-v0 ] && maze=(docs/results/MazeLarge-10-v0)
+  for root in docs/results/MazeLarge-10-v0/{mtsac,qmp_sac}/params_double_tanh; do
+    [ -d "$root" ] && maze+=("$root")
+  done
+  if [ ${#maze[@]} -eq 0 ] && [ -d docs/results/MazeLarge-10-v0 ]; then maze=(docs/results/MazeLarge-10-v0); fi
   "$py" -m qmp.plot "${jaco[@]}" "${maze[@]}" --paper --prefix eval eval_mixture --smooth 3 \
     --out docs/img/repro_paper.png
   "$py" -m qmp.plot "${jaco[@]}" --paper --score stages_completed --prefix eval eval_mixture --smooth 3 \
@@ -170,7 +175,11 @@ runs() {  # one run.py argument line per run; methods of one seed side by side, 
         for m in mtsac qmp_sac; do
           echo "$m --env=MazeLarge-10-v0 --seed $s --n_epochs ${EPOCHS:-100} $PARAMS --multihead_double_tanh false --name params"
         done ;;
-      *) echo "unknown batch '$batch'; valid: jaco_separated, jaco_parameters, jaco_parameters_double_tanh, jaco_parameters_collect_single_tanh, maze_parameters (or keep, report, check)" >&2
+      maze_parameters_double_tanh)
+        for m in mtsac qmp_sac; do
+          echo "$m --env=MazeLarge-10-v0 --seed $s --n_epochs ${EPOCHS:-100} $PARAMS --multihead_double_tanh true --name params_double_tanh"
+        done ;;
+      *) echo "unknown batch '$batch'; valid: jaco_separated, jaco_parameters, jaco_parameters_double_tanh, jaco_parameters_collect_single_tanh, maze_parameters, maze_parameters_double_tanh (or keep, report, check)" >&2
          return 2 ;;
     esac
   done
