@@ -62,12 +62,12 @@ report() {  # every figure and table of docs/results.md, from the files kept in 
   local py=$PY
   # the paper's panels as the original ran them: Jaco's Separated runs and its Parameters runs with the original's
   # double squashing (our single-squashing runs and the ablation have their own figure below), and Maze's with
-  # it once they exist (until then, Maze's one-tanh runs)
+  # it once they exist (until then, Maze's one-tanh runs). None: a cluster sweep's unnamed runs, on the defaults
   local jaco=() maze=() root
-  for root in docs/results/JacoReachMT5-v1/{dnc_sac,qmp_dnc} docs/results/JacoReachMT5-v1/{mtsac,qmp_sac}/params_double_tanh; do
+  for root in docs/results/JacoReachMT5-v1/{dnc_sac,qmp_dnc} docs/results/JacoReachMT5-v1/{mtsac,qmp_sac}/{params_double_tanh,None}; do
     [ -d "$root" ] && jaco+=("$root")
   done
-  for root in docs/results/MazeLarge-10-v0/{mtsac,qmp_sac}/params_double_tanh; do
+  for root in docs/results/MazeLarge-10-v0/{mtsac,qmp_sac}/{params_double_tanh,None}; do
     [ -d "$root" ] && maze+=("$root")
   done
   if [ ${#maze[@]} -eq 0 ] && [ -d docs/results/MazeLarge-10-v0 ]; then maze=(docs/results/MazeLarge-10-v0); fi
