@@ -168,11 +168,12 @@ def group_runs(runs: Sequence[Run]) -> dict[GroupKey, list[Run]]:
 
 
 def paper_labels(keys: Sequence[GroupKey]) -> dict[GroupKey, str]:
-    """The method's paper name, plus [name] only where several names of one method share an env."""
-    names: dict[tuple[str, str], set[str]] = {}
+    """The method's paper name, plus [name] only where one method is drawn under several names (in any env:
+    a name keeps its colour across panels, so a panel's line must say which variant it is)."""
+    names: dict[str, set[str]] = {}
     for key in keys:
-        names.setdefault((key.env, key.method), set()).add(key.name)
-    return {key: key.label() if len(names[(key.env, key.method)]) > 1 else key.paper_name() for key in keys}
+        names.setdefault(key.method, set()).add(key.name)
+    return {key: key.label() if len(names[key.method]) > 1 else key.paper_name() for key in keys}
 
 
 def check_columns(runs: Sequence[Run], wanted: Sequence[str]) -> None:

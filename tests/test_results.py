@@ -217,7 +217,9 @@ def test_paper_labels_name_a_run_only_when_needed() -> None:
     keys = [results.GroupKey(JACO, 3, "qmp_dnc", "None"), results.GroupKey(JACO, 3, "qmp_dnc", "big"),
             results.GroupKey(JACO, 2, "dnc_sac", "long"), results.GroupKey(MAZE, 3, "qmp_dnc", "big")]
     assert list(results.paper_labels(keys).values()) == [
-        "Separated + QMP", "Separated + QMP [big]", "Separated", "Separated + QMP"]
+        "Separated + QMP", "Separated + QMP [big]", "Separated", "Separated + QMP [big]"]
+    # one name per method: no name, whichever env
+    assert list(results.paper_labels([keys[1], keys[3]]).values()) == ["Separated + QMP"] * 2
 
 
 # ---------------------------------------------------------------------------------------------- paper table
