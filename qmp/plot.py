@@ -65,6 +65,9 @@ PlotError = ResultsError  # a problem with the user's input (no runs, unknown co
 # ---------------------------------------------------------------------------------------------- curves
 
 
+LEGEND_INSIDE_MAX = 5  # entries a paper panel's legend may have and still sit inside the axes
+
+
 def group_colours(keys: Sequence[GroupKey]) -> dict[GroupKey, str]:
     """A method keeps its colour across figures: its unnamed runs get it, or, if it has none here, its first
     name (a study that names every run). Its other names take the colours no drawn method uses."""
@@ -164,6 +167,7 @@ def plot_paper(groups: dict[GroupKey, list[Run]], out: Path, prefixes: Sequence[
     for ax in axes[len(envs):]:
         ax.remove()
     cut_noted: set[GroupKey] = set()
+    beside = False
     for ax, env in zip(axes, envs, strict=False):
         drawn = markers = 0
         marked: set[str] = set()
@@ -203,8 +207,13 @@ def plot_paper(groups: dict[GroupKey, list[Run]], out: Path, prefixes: Sequence[
         if markers:
             handles.append(Line2D([], [], linestyle="none", marker="x", markersize=7, markeredgewidth=2, color="gray"))
             names.append("paper (read off its figure)")
-        if handles:
+        if len(handles) > LEGEND_INSIDE_MAX:  # a long legend inside would hide curves (the flat base, say)
+            ax.legend(handles, names, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
+            beside = True
+        elif handles:
             ax.legend(handles, names, fontsize=7, loc="best", framealpha=0.8)
+    if beside:  # room for the legends beside their panels, so the panels keep their width
+        fig.set_figwidth(fig.get_figwidth() + 4.2)
     smoothing = f"\nmoving average of {window} evaluations per seed and task" if window > 1 else ""
     fig.suptitle(f"{score}: each seed's mean over tasks, IQM over seeds, 95% bootstrap CI{smoothing}",
                  fontsize=9)

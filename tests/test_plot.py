@@ -375,3 +375,16 @@ def test_heatmap_title_names_the_variant(tmp_path: Path) -> None:
     plain = write_run(tmp_path / "b", "qmp_sac", 1, epochs(3, {}), selection=SELECTION)
     titles = [plot_heatmap(run, 2, 1, tmp_path / f"{run.name}.png").get_suptitle() for run in (named, plain)]
     assert titles == [f"{ENV} qmp_sac [params] seed1", f"{ENV} qmp_sac seed1"]
+
+
+def test_paper_panel_with_a_long_legend_puts_it_beside_the_axes(paper_root: Path, tmp_path: Path) -> None:
+    """A legend of more than five entries would hide curves (a flat base line under it): it goes beside the panel;
+    a short one stays inside."""
+    for name in ("a", "b", "c"):
+        write_paper_run(paper_root / f"dnc_{name}", JACO, "dnc_sac", 0, 2, dnc_evals([0.2, 0.4]), name=name)
+    groups = results.group_runs(results.load_runs([paper_root]))
+    jaco, maze = plot.plot_paper(groups, tmp_path / "long.png", reps=50).axes
+    assert len(jaco.get_legend().get_texts()) > plot.LEGEND_INSIDE_MAX
+    assert jaco.get_legend().get_bbox_to_anchor().x0 > jaco.bbox.x1  # right of the axes
+    assert len(maze.get_legend().get_texts()) <= plot.LEGEND_INSIDE_MAX
+    assert maze.get_legend().get_bbox_to_anchor().x0 == pytest.approx(maze.bbox.x0)  # inside
