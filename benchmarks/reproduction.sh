@@ -155,30 +155,24 @@ for line in sys.stdin:
     parse_args(shlex.split(line), list(METHODS), list(ENVS))'
 }
 
+params_pair() {  # params_pair ENV SEED EPOCHS DOUBLE_TANH NAME: mtsac and qmp_sac with the Parameters flags
+  for m in mtsac qmp_sac; do
+    echo "$m --env=$1 --seed $2 --n_epochs $3 $PARAMS --multihead_double_tanh $4 --name $5"
+  done
+}
+
 runs() {  # one run.py argument line per run; methods of one seed side by side, so lanes pair them
   local batch=$1; shift
   local seeds=("$@")
   for s in "${seeds[@]}"; do
     case $batch in
       jaco_separated) for m in dnc_sac qmp_dnc; do echo "$m --env=JacoReachMT5-v1 --seed $s --n_epochs ${EPOCHS:-951} --name paper"; done ;;
-      jaco_parameters)
-        for m in mtsac qmp_sac; do
-          echo "$m --env=JacoReachMT5-v1 --seed $s --n_epochs ${EPOCHS:-491} $PARAMS --multihead_double_tanh false --name params"
-        done ;;
-      jaco_parameters_double_tanh)
-        for m in mtsac qmp_sac; do
-          echo "$m --env=JacoReachMT5-v1 --seed $s --n_epochs ${EPOCHS:-491} $PARAMS --multihead_double_tanh true --name params_double_tanh"
-        done ;;
+      jaco_parameters) params_pair JacoReachMT5-v1 "$s" "${EPOCHS:-491}" false params ;;
+      jaco_parameters_double_tanh) params_pair JacoReachMT5-v1 "$s" "${EPOCHS:-491}" true params_double_tanh ;;
       jaco_parameters_collect_single_tanh)
         echo "mtsac --env=JacoReachMT5-v1 --seed $s --n_epochs ${EPOCHS:-491} $PARAMS --multihead_double_tanh true --collect_single_tanh true --name params_double_tanh_collect_single" ;;
-      maze_parameters)
-        for m in mtsac qmp_sac; do
-          echo "$m --env=MazeLarge-10-v0 --seed $s --n_epochs ${EPOCHS:-100} $PARAMS --multihead_double_tanh false --name params"
-        done ;;
-      maze_parameters_double_tanh)
-        for m in mtsac qmp_sac; do
-          echo "$m --env=MazeLarge-10-v0 --seed $s --n_epochs ${EPOCHS:-100} $PARAMS --multihead_double_tanh true --name params_double_tanh"
-        done ;;
+      maze_parameters) params_pair MazeLarge-10-v0 "$s" "${EPOCHS:-100}" false params ;;
+      maze_parameters_double_tanh) params_pair MazeLarge-10-v0 "$s" "${EPOCHS:-100}" true params_double_tanh ;;
       *) echo "unknown batch '$batch'; valid: jaco_separated, jaco_parameters, jaco_parameters_double_tanh, jaco_parameters_collect_single_tanh, maze_parameters, maze_parameters_double_tanh (or keep, report, check)" >&2
          return 2 ;;
     esac

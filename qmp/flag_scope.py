@@ -80,6 +80,9 @@ VARIANT_FLAGS = ("qswitch_rule", "qswitch_temperature", "qswitch_entropy", "qswi
 # checkpoint without them predates that and is taken at the command's values, as it always was
 RECORDED_FLAGS = ("qswitch_score", "qswitch_action", "min_task_probs", "multihead_double_tanh", "policy_sampling_freq")
 
+# what a config.json written before a flag existed ran, where that is not the flag's default today
+BEFORE_THE_FLAG = {"multihead_double_tanh": False}  # one tanh was the only squashing
+
 # flags the original parsed and never acted on: refused when given, with why
 NEVER_READ: dict[str, str] = {
     "discrete_action": "the original parsed it and never read it; every env here has continuous actions",
@@ -133,12 +136,11 @@ def rule_scope_error(rule: str, flags: set[str]) -> str | None:
 def variant_name(cfg: dict[str, Any]) -> str:
     """A run without --name is named by its collection options that differ from the defaults ("uniform H=5",
     "softmax temperature=0.5 entropy"), so variants of one method never pool as seeds; "None" if there are none."""
-    # the squashing's default follows the method and policy architecture; a config without the flag predates it:
-    # one tanh
+    # the squashing's default follows the method and policy architecture
     defaults = Config(**{k: cfg[k] for k in ("method", "policy_architecture") if k in cfg}).to_dict()
     parts = []
     for flag in ("qswitch_rule", *VARIANT_FLAGS[1:], *RECORDED_FLAGS):
-        value = cfg.get(flag, False if flag == "multihead_double_tanh" else defaults[flag])
+        value = cfg.get(flag, BEFORE_THE_FLAG.get(flag, defaults[flag]))
         if value == defaults[flag]:
             continue
         short = flag.removeprefix("qswitch_").removeprefix("mtlevy_")
