@@ -19,10 +19,10 @@
 #   maze_parameters_double_tanh   the same with the original's double squashing (the multihead default)
 # Each batch names its squashing, so that its runs keep resuming whatever the default is.
 # Runs go to data/repro/{env}/{method}/{name}/seed{k}; running a batch again resumes unfinished runs.
-# UNTIL=TIME (anything date -d reads: 17:05, 'now + 80 minutes') stops every run at TIME with SIGTERM (a run then
-# writes its checkpoint and exits; the next call resumes it) and starts no run later than MIN_LEFT_S (300) seconds
-# before it, so that a batch fits a machine you only have until then. LOG_DIR and RESULTS_DIR move the runs and the
-# kept files.
+# UNTIL=TIME (anything date -d reads: 17:05, 'now + 80 minutes'; a bare clock time already past today means
+# tomorrow) stops every run at TIME with SIGTERM (a run then writes its checkpoint and exits; the next call resumes
+# it) and starts no run later than MIN_LEFT_S (300) seconds before it, so that a batch fits a machine you only have
+# until then. LOG_DIR and RESULTS_DIR move the runs and the kept files.
 # Redraw the figure and table from docs/results/ with the commands in docs/results.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,10 +37,15 @@ if [ -n "${UNTIL:-}" ]; then
     echo "UNTIL='$UNTIL' is not a time date -d understands; valid: e.g. UNTIL=17:05 or UNTIL='now + 80 minutes'" >&2
     exit 2
   }
+  # a bare clock time that has passed today means tomorrow (UNTIL=01:30 started at 23:20 runs past midnight)
+  if [[ $UNTIL =~ ^[0-9]{1,2}:[0-9]{2}(:[0-9]{2})?$ ]] && [ "$DEADLINE" -le "$(date +%s)" ]; then
+    DEADLINE=$(date -d "tomorrow $UNTIL" +%s)
+  fi
   if [ "$DEADLINE" -le "$(( $(date +%s) + MIN_LEFT_S ))" ]; then
     echo "UNTIL='$UNTIL' is $(date -d "@$DEADLINE" '+%F %T'), less than MIN_LEFT_S=$MIN_LEFT_S s away; valid: a later time" >&2
     exit 2
   fi
+  echo "UNTIL='$UNTIL': runs stop at $(date -d "@$DEADLINE" '+%F %T')" >&2
 fi
 PARAMS="--policy_architecture multihead --Q_architecture multihead --lr 0.001 --hidden_sizes 512 512"
 
@@ -105,6 +110,12 @@ def table(roots: list[Path], *args: str) -> str:
                           capture_output=True, text=True).stdout.strip()
 
 
+def seed_table(roots: list[Path], *steps: str) -> str:
+    """Every seed at the given evaluations, for a section that already names its env (its heading is dropped)."""
+    body = table(roots, "--paper", "--per_seed", "--at", *steps)
+    return "\n".join(line for line in body.splitlines() if not line.startswith("### ")).strip()
+
+
 def per_env(flags) -> str:
     """One table per env with that env's own columns (its tasks; stages only where it has them), one note."""
     blocks, note = [], ""
@@ -134,11 +145,16 @@ tables = {
 if all(path.is_dir() for path in PARAMETERS):  # the Jaco Parameters batches at their lengths (planned 500k)
     body = table(PARAMETERS, "--paper", "--at", "50k", "90k", "130k", "300k", "500k", "2M")
     tables["parameters"] = "\n".join(line for line in body.splitlines() if " | 0 | — | " not in line)  # no Separated
+    tables["parameters_seeds"] = seed_table(PARAMETERS, "10k", "30k", "50k", "70k", "90k", "110k", "130k")
+    tables["parameters_seeds_later"] = seed_table([path / "params_double_tanh" for path in PARAMETERS],
+                                                  "150k", "170k", "190k", "210k", "230k", "250k", "260k")
+if (ROOT / "MazeLarge-10-v0").is_dir():
+    tables["maze_seeds"] = seed_table([ROOT / "MazeLarge-10-v0"], "126k", "246k", "366k", "486k", "600k")
 doc = Path("docs/results.md")
 text = doc.read_text()
 for name, body in tables.items():
-    text, found = re.subn(rf"(<!-- table:{name} -->\n).*?(\n<!-- /table:{name} -->)",
-                          lambda m: m.group(1) + body + m.group(2), text, flags=re.S)
+    text, found = re.subn(rf"(<!-- table:{name} -->\n).*?(<!-- /table:{name} -->)",
+                          lambda m: m.group(1) + body + "\n" + m.group(2), text, flags=re.S)
     if not found:
         raise SystemExit(f"docs/results.md has no <!-- table:{name} --> ... <!-- /table:{name} --> block")
 doc.write_text(text)

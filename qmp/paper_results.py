@@ -8,6 +8,7 @@ numpy only on top of qmp/results.py (no torch, no matplotlib), so it imports in 
     for key, runs in groups.items():
         curve = paper_results.iqm_curve(runs, "paper_success", prefix="eval")  # IQM over seeds + 95% CI
     print(paper_results.format_paper_table(groups, at=[500_000, 2_000_000]))
+    print(paper_results.format_seed_table(groups, at=[100_000, 200_000]))   # every seed, own (mixture)
 
 A seed's score is its mean over the env's tasks: the quantity the paper's curves show. Scores are aggregated
 as rliable (Agarwal et al., 2021) recommends: the interquartile mean (IQM) over seeds, with a 95% percentile
@@ -298,4 +299,56 @@ def format_paper_table(groups: dict[GroupKey, list[Run]], at: Sequence[int] | No
             f"one evaluation interval), {DASH} when not every seed has trained that far. paper = value read off the "
             f"paper's figure (approximate). strict success / stages: IQM [CI] of each seed's per-task mean of its "
             f"last {FINAL_EVALS} evaluations. (n=k): only k seeds have evaluated.")
+    return "\n\n".join(blocks) + "\n\n" + note
+
+
+def seed_score(run: Run, steps: int, metric: str = PAPER_SUCCESS, prefix: str = "eval") -> float | None:
+    """One seed's score at the evaluation logged at exactly `steps` env steps: its mean over tasks of
+    `{prefix}/<task>/{metric}`; None if it did not evaluate every task there."""
+    values = []
+    for task in run.tasks:
+        xs, ys = run.series(f"{prefix}/{task}/{metric}", "env_steps")
+        hit = np.flatnonzero(xs == steps)
+        if not len(hit):
+            return None
+        values.append(float(ys[hit[-1]]))
+    return float(np.mean(values)) if values else None
+
+
+def _evaluation_steps(runs: Sequence[Run], metric: str) -> list[int]:
+    """Every env-steps value at which some seed evaluated its first task (the default columns of a seed table)."""
+    steps: set[int] = set()
+    for run in runs:
+        if run.tasks:
+            steps.update(int(x) for x in run.series(f"eval/{run.tasks[0]}/{metric}", "env_steps")[0])
+    return sorted(steps)
+
+
+def format_seed_table(groups: dict[GroupKey, list[Run]], at: Sequence[int] | None = None,
+                      metric: str = PAPER_SUCCESS) -> str:
+    """One markdown table per env with a row per seed: its own policies' score at each evaluation of `at`, and
+    the Q-switch mixture's in brackets (QMP methods). The IQM tables hide how seeds differ (one seed that learns
+    late, two that never do); this shows it. `at` defaults to every evaluation of the env's runs.
+    """
+    blocks = []
+    for env in sorted({key.env for key in groups}):
+        keys = [key for key in groups if key.env == env]
+        labels = paper_labels(keys)
+        points = sorted(set(at)) if at else _evaluation_steps([run for key in keys for run in groups[key]], metric)
+        header = ["method", "seed", *(short_steps(p) for p in points)]
+        lines = [f"### {env}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for key in keys:
+            qswitch = key.method not in METHODS or METHODS[key.method].qswitch
+            for run in groups[key]:
+                cells = [f"{labels[key]} (`{key.method}`)", str(run.seed)]
+                for p in points:
+                    own = seed_score(run, p, metric, "eval")
+                    mixture = seed_score(run, p, metric, "eval_mixture") if qswitch else None
+                    cell = DASH if own is None else f"{own:.2f}"
+                    cells.append(cell if mixture is None else f"{cell} ({mixture:.2f})")
+                lines.append("| " + " | ".join(cells) + " |")
+        blocks.append("\n".join(lines))
+    note = (f"Each seed's mean over tasks of {metric} of its own policies (eval/) at the evaluation logged at "
+            f"exactly the column's env steps; in brackets the Q-switch mixture's (eval_mixture/, QMP methods); "
+            f"{DASH} where the seed did not evaluate there.")
     return "\n\n".join(blocks) + "\n\n" + note

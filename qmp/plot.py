@@ -5,6 +5,7 @@
     python -m qmp.plot RUN_ROOT [RUN_ROOT ...] --paper --out paper.png [--prefix eval eval_mixture] [--smooth K]
                                                 [--max_steps 300k]
     python -m qmp.plot RUN_ROOT [RUN_ROOT ...] --table --paper [--at 500000 2000000]
+    python -m qmp.plot RUN_ROOT [RUN_ROOT ...] --table --paper --per_seed [--at 50k 100k]
     python -m qmp.plot --heatmap RUN_DIR --out heatmap.png [--last 10]
 
 A run directory is any directory holding config.json and progress.csv (written by qmp/launch.py). Runs are
@@ -20,7 +21,8 @@ eval = each task's own policy (default), eval_mixture = the Q-switch mixture (QM
 second is dashed in the same colour. The paper's values, read off its figure, are 'x' markers in the
 method's colour (`--max_steps` ends the x-axis earlier and leaves out those beyond it). With --table: per
 env-steps point (`--at`, default the paper's points) our IQM [95% CI] for own policy and mixture beside
-the paper's value, and the strict eval/success and stages.
+the paper's value, and the strict eval/success and stages; with --per_seed instead, a row per seed with its
+own score (the mixture's in brackets) at each of those evaluations (default: every evaluation).
 
 Matplotlib is driven through `matplotlib.figure.Figure` only (no pyplot), so it never needs a display.
 """
@@ -41,7 +43,7 @@ from matplotlib.lines import Line2D
 from qmp.figure_style import COLOURS, style_panel
 from qmp.heatmap import plot_heatmap
 from qmp.methods import METHODS
-from qmp.paper_results import format_paper_table, iqm_curve, paper_values
+from qmp.paper_results import format_paper_table, format_seed_table, iqm_curve, paper_values
 from qmp.results import (
     PAPER_SUCCESS,
     Curve,
@@ -267,6 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="--paper: per-task column under the prefix (default: paper_success; e.g. success)")
     parser.add_argument("--at", nargs="+", type=_steps, metavar="STEPS",
                         help="--table --paper: env steps to compare at (500000, 5e5, 500k, 2M; default: the paper's)")
+    parser.add_argument("--per_seed", action="store_true",
+                        help="--table --paper: a row per seed, its own score (mixture in brackets) at each evaluation "
+                             "of --at (default: every evaluation)")
     parser.add_argument("--max_steps", type=_steps, metavar="STEPS",
                         help="--paper figure: end the x-axis at STEPS env steps (paper values beyond it are left out)")
     parser.add_argument("--reps", type=_positive_int, default=2000, help="--paper: bootstrap resamples (default: 2000)")
@@ -294,6 +299,8 @@ def run_cli(args: argparse.Namespace) -> None:
         raise PlotError("--max_steps crops the --paper figure: add --out FILE.png")
     if args.at and not args.table:
         raise PlotError("--at picks the columns of --table --paper: add --table")
+    if args.per_seed and not (args.table and args.paper):
+        raise PlotError("--per_seed is a form of --table --paper: add both")
     runs = load_runs(args.roots)
     groups = group_runs(runs)
     if args.paper:
@@ -304,7 +311,9 @@ def run_cli(args: argparse.Namespace) -> None:
         if args.out is not None:
             plot_paper(groups, args.out, prefixes, args.score, args.smooth, args.reps, max_steps=args.max_steps)
             print(f"wrote {args.out}", file=sys.stderr)
-        if args.table:
+        if args.table and args.per_seed:
+            print(format_seed_table(groups, args.at, args.score))
+        elif args.table:
             print(format_paper_table(groups, args.at, args.score, args.reps))
         return
     metrics = args.metric or default_metrics(runs)

@@ -241,6 +241,8 @@ def test_file_names_match_the_training_loop() -> None:
     (["{root}", "--table", "--paper", "--max_steps", "300k"], "add --out"),
     (["{root}", "--paper", "--out", "{empty}/p.png", "--at", "5e5"], "add --table"),
     (["{root}", "--paper", "--out", "{empty}/p.png", "--metric", "eval/success"], "not --metric"),
+    (["{root}", "--table", "--per_seed"], "--per_seed is a form of --table --paper"),
+    (["{root}", "--paper", "--out", "{empty}/p.png", "--per_seed"], "--per_seed is a form of --table --paper"),
 ])
 def test_errors_are_one_line_with_exit_2(root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                         argv: list[str], message: str) -> None:
@@ -365,6 +367,14 @@ def test_cli_paper_figure_and_table(paper_root: Path, tmp_path: Path, capsys: py
         "| Parameters + QMP (`qmp_sac`) | 1 | 400,000 | — | — | — |")
     assert rows["Parameters + QMP [big] (`qmp_sac`)"].startswith(
         "| Parameters + QMP [big] (`qmp_sac`) | 1 | 400,000 |")
+
+
+def test_cli_per_seed_table(paper_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert plot.main([str(paper_root), "--table", "--paper", "--per_seed", "--at", "100k", "300k"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if "`" in line]
+    assert "| Separated (`dnc_sac`) | 1 | 0.00 | — |" in rows  # dnc_sac does not evaluate at 300k
+    assert "| Separated + QMP (`qmp_dnc`) | 0 | 0.95 (1.00) | 0.95 (1.00) |" in rows
+    assert "| Parameters + QMP [big] (`qmp_sac`) | 0 | 0.60 | 0.60 |" in rows  # no mixture logged: no brackets
 
 
 def test_heatmap_title_names_the_variant(tmp_path: Path) -> None:

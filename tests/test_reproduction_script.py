@@ -82,3 +82,14 @@ def test_a_bad_or_too_close_until_is_refused_before_any_run(tmp_path: Path, unti
     result, runs = run_batch(tmp_path, until, ["0"])
     assert result.returncode == 2 and why in result.stderr and until in result.stderr
     assert runs == [] and not (tmp_path / "runs").exists()
+
+
+def test_a_clock_time_already_past_today_means_tomorrow() -> None:
+    import datetime as dt
+
+    now = dt.datetime.now()
+    until = (now - dt.timedelta(minutes=2)).strftime("%H:%M")
+    result = check("maze_parameters", "0", UNTIL=until)
+    assert result.returncode == 0, result.stderr
+    stop = dt.datetime.strptime(result.stderr.split("runs stop at ")[1].strip(), "%Y-%m-%d %H:%M:%S")
+    assert dt.timedelta(hours=23) < stop - now < dt.timedelta(hours=24)

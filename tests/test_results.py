@@ -294,6 +294,37 @@ def test_paper_table_defaults_to_the_papers_steps_and_flags_a_stale_evaluation(t
     assert rows["Parameters + QMP (`qmp_sac`)"][:2] == ["0", "—"]
 
 
+def test_seed_table_shows_every_seed_at_exactly_the_evaluations_asked(paper_root: Path) -> None:
+    groups = results.group_runs(results.load_runs([paper_root]))
+    table = paper_results.format_seed_table(groups, at=[200_000, 300_000, 400_000])
+    assert "| method | seed | 200k | 300k | 400k |" in table.splitlines()
+    lines = [line for line in table.splitlines() if "`" in line]
+    assert lines == [
+        # dnc_sac: seed means of [0.2, 0.4] and [0.4, 0.2] at 200k; no evaluation at 300k (not the one before it)
+        "| Separated (`dnc_sac`) | 0 | 0.30 | — | 0.70 |",
+        "| Separated (`dnc_sac`) | 1 | 0.30 | — | 0.70 |",
+        # qmp_dnc: the mixture in brackets; the seed that has not evaluated keeps its row
+        "| Separated + QMP (`qmp_dnc`) | 0 | — | 0.95 (1.00) | — |",
+        "| Separated + QMP (`qmp_dnc`) | 1 | — | 0.95 (1.00) | — |",
+        "| Separated + QMP (`qmp_dnc`) | 2 | — | — | — |",
+    ]
+    # by default every evaluation of any seed, the torn 700k row of seed 1 not among them
+    header = paper_results.format_seed_table(groups).splitlines()[2]
+    assert header == "| method | seed | 100k | 200k | 300k | 400k | 500k | 600k |"
+
+
+def test_seed_score_needs_every_task_at_that_evaluation(tmp_path: Path) -> None:
+    run_dir = write_paper_run(tmp_path / "run", JACO, "qmp_sac", 0, 2, {0: [0.2, 0.6], 1: [0.4, 1.0]},
+                              mixture={1: [1.0, 0.5]})
+    progress = run_dir / "progress.csv"
+    progress.write_text(progress.read_text().replace(",0.6,", ",,", 1))  # task t1 missing at the first evaluation
+    run = results.load_run(run_dir)
+    assert paper_results.seed_score(run, 100_000) is None
+    assert paper_results.seed_score(run, 200_000) == pytest.approx(0.7)
+    assert paper_results.seed_score(run, 200_000, prefix="eval_mixture") == pytest.approx(0.75)
+    assert paper_results.seed_score(run, 150_000) is None
+
+
 def test_results_imports_neither_torch_nor_matplotlib() -> None:
     code = ("import sys, qmp.results, qmp.paper_results, qmp.qswitch_selection; "
             "print(sorted(m for m in ('torch', 'matplotlib') if m in sys.modules))")
