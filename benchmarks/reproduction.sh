@@ -17,6 +17,7 @@
 #   maze_parameters  mtsac vs qmp_sac on MazeLarge-10-v0 with the Parameters flags and one tanh, EPOCHS (default
 #                    100 = 600k)
 #   maze_parameters_double_tanh   the same with the original's double squashing (the multihead default)
+#   maze_parameters_collect_single_tanh   the ablation of jaco_parameters_collect_single_tanh on Maze
 # Each batch names its squashing, so that its runs keep resuming whatever the default is.
 # Runs go to data/repro/{env}/{method}/{name}/seed{k}; running a batch again resumes unfinished runs.
 # UNTIL=TIME (anything date -d reads: 17:05, 'now + 80 minutes'; a bare clock time already past today means
@@ -177,6 +178,10 @@ params_pair() {  # params_pair ENV SEED EPOCHS DOUBLE_TANH NAME: mtsac and qmp_s
   done
 }
 
+collect_single() {  # collect_single ENV SEED EPOCHS: the ablation, mtsac double-squashed collecting with one tanh
+  echo "mtsac --env=$1 --seed $2 --n_epochs $3 $PARAMS --multihead_double_tanh true --collect_single_tanh true --name params_double_tanh_collect_single"
+}
+
 runs() {  # one run.py argument line per run; methods of one seed side by side, so lanes pair them
   local batch=$1; shift
   local seeds=("$@")
@@ -185,11 +190,11 @@ runs() {  # one run.py argument line per run; methods of one seed side by side, 
       jaco_separated) for m in dnc_sac qmp_dnc; do echo "$m --env=JacoReachMT5-v1 --seed $s --n_epochs ${EPOCHS:-951} --name paper"; done ;;
       jaco_parameters) params_pair JacoReachMT5-v1 "$s" "${EPOCHS:-491}" false params ;;
       jaco_parameters_double_tanh) params_pair JacoReachMT5-v1 "$s" "${EPOCHS:-491}" true params_double_tanh ;;
-      jaco_parameters_collect_single_tanh)
-        echo "mtsac --env=JacoReachMT5-v1 --seed $s --n_epochs ${EPOCHS:-491} $PARAMS --multihead_double_tanh true --collect_single_tanh true --name params_double_tanh_collect_single" ;;
+      jaco_parameters_collect_single_tanh) collect_single JacoReachMT5-v1 "$s" "${EPOCHS:-491}" ;;
       maze_parameters) params_pair MazeLarge-10-v0 "$s" "${EPOCHS:-100}" false params ;;
       maze_parameters_double_tanh) params_pair MazeLarge-10-v0 "$s" "${EPOCHS:-100}" true params_double_tanh ;;
-      *) echo "unknown batch '$batch'; valid: jaco_separated, jaco_parameters, jaco_parameters_double_tanh, jaco_parameters_collect_single_tanh, maze_parameters, maze_parameters_double_tanh (or keep, report, check)" >&2
+      maze_parameters_collect_single_tanh) collect_single MazeLarge-10-v0 "$s" "${EPOCHS:-100}" ;;
+      *) echo "unknown batch '$batch'; valid: jaco_separated, jaco_parameters, jaco_parameters_double_tanh, jaco_parameters_collect_single_tanh, maze_parameters, maze_parameters_double_tanh, maze_parameters_collect_single_tanh (or keep, report, check)" >&2
          return 2 ;;
     esac
   done

@@ -9,7 +9,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 BATCHES = {"jaco_separated": 2, "jaco_parameters": 2, "jaco_parameters_double_tanh": 2,  # batch -> runs per seed
-           "jaco_parameters_collect_single_tanh": 1, "maze_parameters": 2, "maze_parameters_double_tanh": 2}
+           "jaco_parameters_collect_single_tanh": 1, "maze_parameters": 2, "maze_parameters_double_tanh": 2,
+           "maze_parameters_collect_single_tanh": 1}
 
 
 def check(*args: str, **env: str) -> subprocess.CompletedProcess:
