@@ -142,6 +142,7 @@ tables = {
     "paper": table([ROOT], "--paper", "--at", "200k", "300k", "500k", "1M", "2M"),
     "pertask": per_env(per_task),
     "strict": per_env(strict),
+    "selection": table([ROOT], "--selection", "--last", "50"),
 }
 if all(path.is_dir() for path in PARAMETERS):  # the Jaco Parameters batches at their lengths (planned 500k)
     body = table(PARAMETERS, "--paper", "--at", "50k", "90k", "130k", "300k", "500k", "2M")

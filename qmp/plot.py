@@ -7,6 +7,7 @@
     python -m qmp.plot RUN_ROOT [RUN_ROOT ...] --table --paper [--at 500000 2000000]
     python -m qmp.plot RUN_ROOT [RUN_ROOT ...] --table --paper --per_seed [--at 50k 100k]
     python -m qmp.plot --heatmap RUN_DIR --out heatmap.png [--last 10]
+    python -m qmp.plot RUN_ROOT [RUN_ROOT ...] --table --selection [--last 10]
 
 A run directory is any directory holding config.json and progress.csv (written by qmp/launch.py). Runs are
 grouped by (env, method, name); each group's seeds become one curve: the mean over seeds with a shaded
@@ -23,6 +24,10 @@ method's colour (`--max_steps` ends the x-axis earlier and leaves out those beyo
 env-steps point (`--at`, default the paper's points) our IQM [95% CI] for own policy and mixture beside
 the paper's value, and the strict eval/success and stages; with --per_seed instead, a row per seed with its
 own score (the mixture's in brackets) at each of those evaluations (default: every evaluation).
+
+--table --selection: for every run that logged Q-switch selections (QMP methods, MT-Lévy), the share of each
+task's executed actions that its own policy proposed over the last `--last` epochs (the heatmap's diagonal, all
+seeds at once) and the mean switch rate.
 
 Matplotlib is driven through `matplotlib.figure.Figure` only (no pyplot), so it never needs a display.
 """
@@ -44,6 +49,7 @@ from qmp.figure_style import COLOURS, style_panel
 from qmp.heatmap import plot_heatmap
 from qmp.methods import METHODS
 from qmp.paper_results import format_paper_table, format_seed_table, iqm_curve, paper_values
+from qmp.qswitch_selection import format_selection_table
 from qmp.results import (
     PAPER_SUCCESS,
     Curve,
@@ -276,7 +282,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="--paper figure: end the x-axis at STEPS env steps (paper values beyond it are left out)")
     parser.add_argument("--reps", type=_positive_int, default=2000, help="--paper: bootstrap resamples (default: 2000)")
     parser.add_argument("--heatmap", type=Path, metavar="RUN_DIR", help="draw the Q-switch selection of one QMP run")
-    parser.add_argument("--last", type=_positive_int, default=10, help="epochs summed by --heatmap (default: 10)")
+    parser.add_argument("--selection", action="store_true",
+                        help="with --table: each QMP run's own-policy share per task, switch rate, over --last epochs")
+    parser.add_argument("--last", type=_positive_int, default=10,
+                        help="epochs summed by --heatmap and --selection (default: 10)")
     return parser
 
 
@@ -291,6 +300,11 @@ def run_cli(args: argparse.Namespace) -> None:
         return
     if not args.roots:
         raise PlotError("give at least one RUN_ROOT (or --heatmap RUN_DIR)")
+    if args.selection:
+        if not args.table or args.paper or args.out is not None:
+            raise PlotError("--selection is a table of its own: give it --table, and no --paper or --out")
+        print(format_selection_table(load_runs(args.roots), args.last))
+        return
     if args.out is None and not args.table:
         raise PlotError("nothing to do: give --out FILE.png and/or --table")
     if not args.paper and (args.prefix or args.at or args.max_steps or args.score != PAPER_SUCCESS):

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from qmp.methods import METHODS
-from qmp.results import ResultsError
+from qmp.results import DASH, ResultsError, Run, paper_labels
 from qmp.run_dir import QSWITCH_LOG, RunDirError, read_jsonl
 
 
@@ -55,3 +55,37 @@ def switch_rates(records: Sequence[dict[str, Any]]) -> tuple[np.ndarray, np.ndar
     tasks = len(records[0]["counts"]) if records else 0
     rates = [[np.nan if v is None else v for v in r.get("switch_rate", [None] * tasks)] for r in records]
     return steps, np.array(rates, dtype=float).reshape(len(records), tasks)
+
+
+def format_selection_table(runs: Sequence[Run], last: int) -> str:
+    """One markdown table per env with a row per run that logged Q-switch selections: the share of each task's
+    executed actions that its own policy proposed over the run's last `last` epochs, and the mean switch rate.
+
+    The diagonal of the heatmap, for every seed at once: how much a QMP run actually shares behaviour.
+    """
+    logged = [run for run in runs if (run.path / QSWITCH_LOG).is_file()]
+    if not logged:
+        raise ResultsError(f"no run below the given roots has a {QSWITCH_LOG} (QMP methods and MT-Lévy write one)")
+    blocks = []
+    for env in sorted({run.key.env for run in logged}):
+        env_runs = sorted((run for run in logged if run.key.env == env), key=lambda run: (run.key, run.seed))
+        labels = paper_labels([run.key for run in env_runs])
+        tasks = next(run.tasks for run in env_runs if run.tasks)
+        header = ["method", "seed", "epochs", *tasks, "switch rate"]
+        lines = [f"### {env}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for run in env_runs:
+            records = load_selection(run.path)[-last:]
+            counts = np.sum([np.asarray(r["counts"], dtype=float) for r in records], axis=0)
+            own = [DASH if total == 0 else f"{mine / total:.2f}" for mine, total in zip(np.diagonal(counts),
+                                                                                         counts.sum(1), strict=True)]
+            rates = switch_rates(records)[1]
+            rate = DASH if np.isnan(rates).all() else f"{float(np.nanmean(rates)):.2f}"
+            cells = [f"{labels[run.key]} (`{run.key.method}`)", str(run.seed),
+                     f"{records[0]['epoch']}–{records[-1]['epoch']}", *own, rate]
+            lines.append("| " + " | ".join(cells) + " |")
+        blocks.append("\n".join(lines))
+    note = (f"Per task, the share of its executed actions over the last {last} epochs (the epochs column) that its "
+            f"own policy proposed (1.00: no sharing; {DASH}: the task took no steps); switch rate: the mean over tasks "
+            f"and those epochs of the share of steps on which the executed policy changed from the step before "
+            f"({DASH}: not logged by the run).")
+    return "\n\n".join(blocks) + "\n\n" + note

@@ -242,6 +242,8 @@ def test_file_names_match_the_training_loop() -> None:
     (["{root}", "--paper", "--out", "{empty}/p.png", "--at", "5e5"], "add --table"),
     (["{root}", "--paper", "--out", "{empty}/p.png", "--metric", "eval/success"], "not --metric"),
     (["{root}", "--table", "--per_seed"], "--per_seed is a form of --table --paper"),
+    (["{root}", "--selection"], "--selection is a table of its own"),
+    (["{root}", "--table", "--paper", "--selection"], "--selection is a table of its own"),
     (["{root}", "--paper", "--out", "{empty}/p.png", "--per_seed"], "--per_seed is a form of --table --paper"),
 ])
 def test_errors_are_one_line_with_exit_2(root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
@@ -375,6 +377,26 @@ def test_cli_per_seed_table(paper_root: Path, capsys: pytest.CaptureFixture[str]
     assert "| Separated (`dnc_sac`) | 1 | 0.00 | — |" in rows  # dnc_sac does not evaluate at 300k
     assert "| Separated + QMP (`qmp_dnc`) | 0 | 0.95 (1.00) | 0.95 (1.00) |" in rows
     assert "| Parameters + QMP [big] (`qmp_sac`) | 0 | 0.60 | 0.60 |" in rows  # no mixture logged: no brackets
+
+
+def test_cli_selection_table(root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # SELECTION's last 2 epochs: counts [[8, 12], [1, 9]]; all 3: [[18, 12], [1, 19]]; the last alone: task 2 idle
+    expected = {2: "| 1–2 | 0.40 | 0.90 | — |", 10: "| 0–2 | 0.60 | 0.95 | — |", 1: "| 2–2 | 0.20 | — | — |"}
+    for last, cells in expected.items():
+        assert plot.main([str(root), "--table", "--selection", "--last", str(last)]) == 0
+        rows = [line for line in capsys.readouterr().out.splitlines() if "`" in line]
+        assert rows == [f"| Separated + QMP (`qmp_dnc`) | 0 {cells}"]  # runs without a log have no row
+    run = write_run(tmp_path / "rated" / ENV / "qmp_sac" / "None" / "seed3", "qmp_sac", 3, epochs(2, {}),
+                    selection=[[[3, 1], [0, 4]], [[4, 0], [2, 2]]])
+    log = run / "qswitch_selection.jsonl"
+    records = [json.loads(line) | {"switch_rate": rate} for line, rate in
+               zip(log.read_text().splitlines(), ([0.2, 0.4], [None, 0.6]), strict=True)]
+    log.write_text("".join(json.dumps(record) + "\n" for record in records))
+    assert plot.main([str(tmp_path / "rated"), "--table", "--selection"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if "`" in line)
+    assert row == "| Parameters + QMP (`qmp_sac`) | 3 | 0–1 | 0.88 | 0.75 | 0.40 |"  # 7/8, 6/8; mean of 0.2, 0.4, 0.6
+    assert plot.main([str(root / ENV / "dnc_sac"), "--table", "--selection"]) == 2
+    assert "no run below the given roots has a qswitch_selection.jsonl" in capsys.readouterr().err
 
 
 def test_heatmap_title_names_the_variant(tmp_path: Path) -> None:
