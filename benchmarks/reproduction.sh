@@ -145,7 +145,7 @@ tables = {
     "selection": table([ROOT], "--selection", "--last", "50"),
 }
 if all(path.is_dir() for path in PARAMETERS):  # the Jaco Parameters batches at their lengths (planned 500k)
-    body = table(PARAMETERS, "--paper", "--at", "50k", "90k", "130k", "300k", "500k", "2M")
+    body = table(PARAMETERS, "--paper", "--at", "50k", "90k", "130k", "260k", "500k", "2M")
     tables["parameters"] = "\n".join(line for line in body.splitlines() if " | 0 | — | " not in line)  # no Separated
     tables["parameters_seeds"] = seed_table(PARAMETERS, "10k", "30k", "50k", "70k", "90k", "110k", "130k")
     tables["parameters_seeds_later"] = seed_table([path / "params_double_tanh" for path in PARAMETERS],

@@ -12,8 +12,8 @@
 A run directory is any directory holding config.json and progress.csv (written by qmp/launch.py). Runs are
 grouped by (env, method, name); each group's seeds become one curve: the mean over seeds with a shaded
 min-max band (`--band std` for mean +- std, population std, ddof=0). Loading, seed alignment (cut at the
-shortest seed, a note on stderr says so) and the tables live in qmp/results.py and qmp/paper_results.py,
-which are torch- and matplotlib-free for notebooks.
+shortest seed, a note on stderr says so) and the tables live in qmp/results.py, qmp/paper_results.py and
+qmp/paper_tables.py, which are torch- and matplotlib-free for notebooks; the paper's layout is qmp/paper_figure.py.
 
 --paper: the paper's view. One panel per env, one line per method (its paper name), x = env steps,
 y = the IQM over seeds of each seed's task-mean `--score` (default paper_success, the success the paper's
@@ -35,7 +35,6 @@ Matplotlib is driven through `matplotlib.figure.Figure` only (no pyplot), so it 
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -43,12 +42,11 @@ from typing import Any
 
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
 
-from qmp.figure_style import COLOURS, style_panel
+from qmp.figure_style import group_colours, no_data, note_cut, style_panel
 from qmp.heatmap import plot_heatmap
-from qmp.methods import METHODS
-from qmp.paper_results import format_paper_table, format_seed_table, iqm_curve, paper_values
+from qmp.paper_figure import plot_paper
+from qmp.paper_tables import format_paper_table, format_seed_table
 from qmp.qswitch_selection import format_selection_table
 from qmp.results import (
     PAPER_SUCCESS,
@@ -62,38 +60,12 @@ from qmp.results import (
     group_curve,
     group_runs,
     load_runs,
-    paper_labels,
 )
 
-PREFIX_NAMES = {"eval": "own policy", "eval_mixture": "mixture", "collect": "collection"}
-LINESTYLES = ("-", "--", ":", "-.")
 PlotError = ResultsError  # a problem with the user's input (no runs, unknown column): one line, exit status 2
 
 
 # ---------------------------------------------------------------------------------------------- curves
-
-
-LEGEND_INSIDE_MAX = 5  # entries a paper panel's legend may have and still sit inside the axes
-
-
-def group_colours(keys: Sequence[GroupKey]) -> dict[GroupKey, str]:
-    """A method keeps its colour across figures: its unnamed runs get it, or, if it has none here, its first
-    name (a study that names every run). Its other names take the colours no drawn method uses."""
-    primary: dict[str, str] = {}
-    for key in keys:
-        if key.method_rank < len(METHODS) and (key.method not in primary or key.name == "None"):
-            primary[key.method] = key.name
-
-    def own(key: GroupKey) -> str | None:
-        return COLOURS[key.method_rank % len(COLOURS)] if primary.get(key.method) == key.name else None
-
-    colours: dict[GroupKey, str] = {key: colour for key in keys if (colour := own(key)) is not None}
-    spare = [c for c in COLOURS if c not in colours.values()] or list(COLOURS)
-    for key in keys:
-        if key not in colours:
-            same = next((c for k, c in colours.items() if (k.method, k.name) == (key.method, key.name)), None)
-            colours[key] = same or spare[sum(own(k) is None for k in colours) % len(spare)]
-    return {key: colours[key] for key in keys}
 
 
 def draw_curve(ax: Axes, curve: Curve, label: str, colour: str, band: str) -> None:
@@ -125,12 +97,12 @@ def plot_curves(groups: dict[GroupKey, list[Run]], metrics: Sequence[str], x: st
                     continue
                 if curve.cut and key not in cut_noted:
                     cut_noted.add(key)
-                    _note_cut(key, x, curve.x[-1])
+                    note_cut(key, x, curve.x[-1])
                 draw_curve(ax, curve, key.label(), colours[key], band)
                 drawn += 1
             style_panel(ax, metric if len(envs) == 1 else f"{env}: {metric}", x, metric)
             if not drawn:
-                _no_data(ax)
+                no_data(ax)
     # one legend under the panels, so no curve is hidden; labels carry n, so a panel with fewer seeds adds its own entry
     handles: dict[str, Any] = {}
     for ax in axes.flat:
@@ -141,90 +113,6 @@ def plot_curves(groups: dict[GroupKey, list[Run]], metrics: Sequence[str], x: st
         fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncols=ncols, fontsize=8, frameon=False)
     title = envs[0] if len(envs) == 1 else "learning curves"
     fig.suptitle(f"{title}  (mean over seeds, {band_text} band{smoothing})", fontsize=11)
-    fig.savefig(out, dpi=120)
-    return fig
-
-
-def _note_cut(key: GroupKey, x: str, end: float) -> None:
-    print(f"note: {key.env} {key.method}: seeds cut at {x}={end:g} (the shortest seed's end)", file=sys.stderr)
-
-
-def _no_data(ax: Axes) -> None:
-    ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes, color="gray")
-
-
-# ---------------------------------------------------------------------------------------------- paper layout
-
-
-def plot_paper(groups: dict[GroupKey, list[Run]], out: Path, prefixes: Sequence[str] = ("eval",),
-               score: str = PAPER_SUCCESS, window: int = 1, reps: int = 2000, seed: int = 0,
-               max_steps: int | None = None) -> Figure:
-    """One panel per env, one line per method and prefix: IQM over seeds of the task mean, 95% bootstrap band.
-
-    The first prefix is drawn solid, the next dashed (then dotted) in the method's colour; the paper's values
-    for the method (only for score paper_success) are 'x' markers in that colour. `max_steps` ends the x-axis
-    there, so that short runs are not squeezed against the paper's 2M / 4M points (those beyond are left out).
-    """
-    envs = sorted({key.env for key in groups})
-    colours = group_colours(list(groups))
-    labels = paper_labels(list(groups))
-    ncols = min(len(envs), 3)
-    nrows = math.ceil(len(envs) / ncols)
-    fig = Figure(figsize=(5.4 * ncols + 0.4, 4.2 * nrows + 0.5), layout="constrained")
-    axes = list(fig.subplots(nrows, ncols, squeeze=False).flat)
-    for ax in axes[len(envs):]:
-        ax.remove()
-    cut_noted: set[GroupKey] = set()
-    beside = False
-    for ax, env in zip(axes, envs, strict=False):
-        drawn = markers = 0
-        marked: set[str] = set()
-        for key, runs in groups.items():
-            if key.env != env:
-                continue
-            colour = colours[key]
-            for style, prefix in zip(LINESTYLES, prefixes, strict=False):
-                curve = iqm_curve(runs, score, prefix, "env_steps", window, reps, 0.95, seed)
-                if curve is None:
-                    continue
-                if curve.cut and key not in cut_noted:
-                    cut_noted.add(key)
-                    _note_cut(key, "env_steps", curve.x[-1])
-                which = "" if len(prefixes) == 1 else f", {PREFIX_NAMES.get(prefix, prefix)}"
-                marker = "o" if len(curve.x) <= 30 else None
-                ax.plot(curve.x, curve.point, color=colour, linestyle=style, marker=marker, markersize=3,
-                        linewidth=1.6, label=f"{labels[key]}{which} (n={curve.seeds})")
-                ax.fill_between(curve.x, curve.low, curve.high, color=colour, alpha=0.2 if style == "-" else 0.1,
-                                linewidth=0)
-                drawn += 1
-            if score == PAPER_SUCCESS and key.method not in marked:  # once per method, in its first group's colour
-                marked.add(key.method)
-                for value in paper_values(env, key.method):
-                    if max_steps is not None and value.env_steps > max_steps:
-                        continue
-                    markers += 1
-                    ax.plot([value.env_steps], [value.success], linestyle="none", marker="x", markersize=9,
-                            markeredgewidth=2.2, color=colour)
-        style_panel(ax, env, "env steps", score)
-        ax.set_ylabel(f"{score}, mean over tasks (IQM over seeds)")
-        if max_steps is not None:
-            ax.set_xlim(0, max_steps)
-        if not drawn:
-            _no_data(ax)
-        handles, names = ax.get_legend_handles_labels()
-        if markers:
-            handles.append(Line2D([], [], linestyle="none", marker="x", markersize=7, markeredgewidth=2, color="gray"))
-            names.append("paper (read off its figure)")
-        if len(handles) > LEGEND_INSIDE_MAX:  # a long legend inside would hide curves (the flat base, say)
-            ax.legend(handles, names, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
-            beside = True
-        elif handles:
-            ax.legend(handles, names, fontsize=7, loc="best", framealpha=0.8)
-    if beside:  # room for the legends beside their panels, so the panels keep their width
-        fig.set_figwidth(fig.get_figwidth() + 4.2)
-    smoothing = f"\nmoving average of {window} evaluations per seed and task" if window > 1 else ""
-    fig.suptitle(f"{score}: each seed's mean over tasks, IQM over seeds, 95% bootstrap CI{smoothing}",
-                 fontsize=9)
     fig.savefig(out, dpi=120)
     return fig
 

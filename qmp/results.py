@@ -9,8 +9,9 @@ numpy, csv and json only (no torch, no matplotlib), so it imports in millisecond
         curve = results.group_curve(runs, "eval/success", "env_steps", window=1)  # mean, std, min-max over seeds
     print(results.format_table(groups, ["eval/success"]))
 
-The paper's view (IQM over seeds x tasks with bootstrap CIs, the paper's values) is qmp/paper_results.py; the
-Q-switch selection log is qmp/qswitch_selection.py. The same tables from the shell (drawing: qmp/plot.py):
+The paper's view (IQM over seeds with bootstrap CIs, the paper's values) is qmp/paper_results.py (its tables:
+qmp/paper_tables.py); the Q-switch selection log is qmp/qswitch_selection.py. The same tables from the shell
+(drawing: qmp/plot.py):
 
     python -m qmp.plot RUN_ROOT [RUN_ROOT ...] --table                    # final mean +- std per (env, method)
     python -m qmp.plot RUN_ROOT [RUN_ROOT ...] --table --paper [--at 500000 2000000]   # IQM [95% CI] vs the paper

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from qmp import plot, qswitch_selection, results
+from qmp import figure_style, paper_figure, plot, qswitch_selection, results
 from qmp.methods import METHODS
 from tests.test_results import JACO, MAZE, dnc_evals, write_paper_run
 
@@ -96,26 +96,26 @@ def test_grouping_skips_empty_runs_and_orders_like_the_paper(root: Path, capsys:
         ("dnc_sac", "None", [0]), ("qmp_dnc", "None", [0, 1]), ("qmp_dnc", "big", [0])]
     labels = [k.label() for k in groups]
     assert labels == ["Separated", "Separated + QMP", "Separated + QMP [big]"]
-    assert len(set(plot.group_colours(list(groups)).values())) == 3
+    assert len(set(figure_style.group_colours(list(groups)).values())) == 3
 
 
 def test_every_method_and_two_variants_get_distinct_colours() -> None:
     keys = [results.GroupKey(ENV, rank, method, "None") for rank, method in enumerate(METHODS)]
     keys += [results.GroupKey(ENV, 3, "qmp_dnc", "big"), results.GroupKey(ENV, 0, "sac", "small")]
-    colours = plot.group_colours(keys)
+    colours = figure_style.group_colours(keys)
     assert len(set(colours.values())) == len(keys)
-    assert colours[keys[0]] == plot.group_colours(keys[:1])[keys[0]]  # a method keeps its colour across figures
+    assert colours[keys[0]] == figure_style.group_colours(keys[:1])[keys[0]]  # a method keeps its colour across figures
 
 
 def test_a_method_run_only_under_names_keeps_its_colour() -> None:
     unnamed = results.GroupKey(ENV, 3, "qmp_dnc", "None")
     first, second = results.GroupKey(ENV, 3, "qmp_dnc", "a"), results.GroupKey(ENV, 3, "qmp_dnc", "b")
     other_env = results.GroupKey("Other-v0", 3, "qmp_dnc", "b")
-    method_colour = plot.group_colours([unnamed])[unnamed]
-    assert plot.group_colours([first])[first] == method_colour
-    colours = plot.group_colours([first, second, other_env])
+    method_colour = figure_style.group_colours([unnamed])[unnamed]
+    assert figure_style.group_colours([first])[first] == method_colour
+    colours = figure_style.group_colours([first, second, other_env])
     assert colours[first] == method_colour != colours[second] == colours[other_env]
-    colours = plot.group_colours([first, unnamed])  # unnamed runs keep the method's colour
+    colours = figure_style.group_colours([first, unnamed])  # unnamed runs keep the method's colour
     assert colours[unnamed] == method_colour != colours[first]
 
 
@@ -291,7 +291,7 @@ def paper_markers(ax: Any) -> list[tuple[float, float, str]]:
 def test_paper_layout_one_panel_per_env_with_the_papers_values(paper_root: Path, tmp_path: Path) -> None:
     groups = results.group_runs(results.load_runs([paper_root]))
     out = tmp_path / "paper.png"
-    fig = plot.plot_paper(groups, out, prefixes=("eval", "eval_mixture"), reps=200)
+    fig = paper_figure.plot_paper(groups, out, prefixes=("eval", "eval_mixture"), reps=200)
     png_size(out)
     assert [ax.get_title() for ax in fig.axes] == [JACO, MAZE]
     jaco, maze = fig.axes
@@ -321,13 +321,13 @@ def test_paper_layout_one_prefix_and_unused_panels_removed(paper_root: Path, tmp
     for env in ("A-v0", "B-v0"):
         write_paper_run(paper_root / env, env, "mtsac", 0, 2, {0: [0.1, 0.2], 1: [0.3, 0.4]})
     groups = results.group_runs(results.load_runs([paper_root]))
-    fig = plot.plot_paper(groups, tmp_path / "four.png", reps=50)
+    fig = paper_figure.plot_paper(groups, tmp_path / "four.png", reps=50)
     assert [ax.get_title() for ax in fig.axes] == ["A-v0", "B-v0", JACO, MAZE]  # 2 x 3 grid, 2 panels removed
     assert sorted(labelled_lines(fig.axes[2])) == ["Separated (n=2)", "Separated + QMP (n=2)"]
     assert paper_markers(fig.axes[0]) == [] and fig.axes[0].get_legend().get_texts()[0].get_text() == (
         "Parameters (MTSAC) (n=1)")
     # another score: no paper markers (the paper's values are paper_success)
-    fig = plot.plot_paper(groups, tmp_path / "strict.png", score="success", reps=50)
+    fig = paper_figure.plot_paper(groups, tmp_path / "strict.png", score="success", reps=50)
     assert all(paper_markers(ax) == [] for ax in fig.axes)
     np.testing.assert_allclose(labelled_lines(fig.axes[2])["Separated (n=2)"].get_ydata()[-1], 0.35)
 
@@ -335,7 +335,7 @@ def test_paper_layout_one_prefix_and_unused_panels_removed(paper_root: Path, tmp
 def test_paper_layout_max_steps_ends_the_axis_and_drops_the_papers_later_values(paper_root: Path,
                                                                              tmp_path: Path) -> None:
     groups = results.group_runs(results.load_runs([paper_root]))
-    fig = plot.plot_paper(groups, tmp_path / "short.png", reps=50, max_steps=500_000)
+    fig = paper_figure.plot_paper(groups, tmp_path / "short.png", reps=50, max_steps=500_000)
     jaco, maze = fig.axes
     assert jaco.get_xlim() == (0, 500_000)
     assert [(x, y) for x, y, _ in paper_markers(jaco)] == [(5e5, 0.65), (5e5, 0.97)]  # not Separated's 2M value
@@ -345,7 +345,7 @@ def test_paper_layout_max_steps_ends_the_axis_and_drops_the_papers_later_values(
     # mtsac's paper value is at 2M; Separated's at 500k are not drawn without Separated's runs
     write_paper_run(tmp_path / "mtsac", JACO, "mtsac", 0, 2, {0: [0.1, 0.2], 1: [0.3, 0.4]})
     groups = results.group_runs(results.load_runs([tmp_path / "mtsac"]))
-    fig = plot.plot_paper(groups, tmp_path / "mtsac.png", reps=50, max_steps=1_000_000)
+    fig = paper_figure.plot_paper(groups, tmp_path / "mtsac.png", reps=50, max_steps=1_000_000)
     assert paper_markers(fig.axes[0]) == []
     assert "paper (read off its figure)" not in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
 
@@ -415,8 +415,8 @@ def test_paper_panel_with_a_long_legend_puts_it_beside_the_axes(paper_root: Path
     for name in ("a", "b", "c"):
         write_paper_run(paper_root / f"dnc_{name}", JACO, "dnc_sac", 0, 2, dnc_evals([0.2, 0.4]), name=name)
     groups = results.group_runs(results.load_runs([paper_root]))
-    jaco, maze = plot.plot_paper(groups, tmp_path / "long.png", reps=50).axes
-    assert len(jaco.get_legend().get_texts()) > plot.LEGEND_INSIDE_MAX
+    jaco, maze = paper_figure.plot_paper(groups, tmp_path / "long.png", reps=50).axes
+    assert len(jaco.get_legend().get_texts()) > paper_figure.LEGEND_INSIDE_MAX
     assert jaco.get_legend().get_bbox_to_anchor().x0 > jaco.bbox.x1  # right of the axes
-    assert len(maze.get_legend().get_texts()) <= plot.LEGEND_INSIDE_MAX
+    assert len(maze.get_legend().get_texts()) <= paper_figure.LEGEND_INSIDE_MAX
     assert maze.get_legend().get_bbox_to_anchor().x0 == pytest.approx(maze.bbox.x0)  # inside

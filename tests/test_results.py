@@ -1,6 +1,6 @@
-"""qmp.paper_results (and qmp.results) on hand-made scores and run directories whose answers are worked out by
-hand: IQM, the stratified bootstrap, per-task score matrices, IQM curves, the paper's values and the
-paper-comparison table."""
+"""qmp.paper_results, qmp.paper_tables (and qmp.results) on hand-made scores and run directories whose answers
+are worked out by hand: IQM, the stratified bootstrap, per-task score matrices, IQM curves, the paper's values,
+the paper-comparison table and the per-seed table."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qmp import paper_results, results
+from qmp import paper_results, paper_tables, results
 from qmp.methods import METHODS
 
 JACO = "JacoReachMT5-v1"
@@ -236,7 +236,7 @@ def table_rows(table: str) -> dict[str, list[str]]:
 
 def test_paper_table_puts_the_paper_beside_ours(paper_root: Path) -> None:
     groups = results.group_runs(results.load_runs([paper_root]))
-    table = paper_results.format_paper_table(groups, at=[300_000, 500_000, 2_000_000], reps=300)
+    table = paper_tables.format_paper_table(groups, at=[300_000, 500_000, 2_000_000], reps=300)
     header = next(line for line in table.splitlines() if line.startswith("| method"))
     assert header == ("| method | seeds | env steps | own @300k | mixture @300k | paper @300k | own @500k "
                       "| mixture @500k | paper @500k | own @2M | mixture @2M | paper @2M "
@@ -278,7 +278,7 @@ def test_paper_table_shows_no_stages_for_an_env_that_never_logged_one(tmp_path: 
         writer.writeheader()
         writer.writerows(rows)
     groups = results.group_runs(results.load_runs([tmp_path]))
-    cells = table_rows(paper_results.format_paper_table(groups, at=[300_000], reps=50))["Parameters (MTSAC) (`mtsac`)"]
+    cells = table_rows(paper_tables.format_paper_table(groups, at=[300_000], reps=50))["Parameters (MTSAC) (`mtsac`)"]
     assert cells[-2:] == ["0.25 [0.25, 0.25]", "—"]  # strict success: mean of 0.3 / 2 and 0.7 / 2; no zeros
 
 
@@ -286,9 +286,9 @@ def test_paper_table_defaults_to_the_papers_steps_and_flags_a_stale_evaluation(t
     # evaluations stop at 300k while training goes on to 600k: the 4M column is not reached
     write_paper_run(tmp_path / "maze", MAZE, "mtsac", 0, 6, {0: [0.1, 0.3], 1: [0.2, 0.4], 2: [0.4, 0.6]})
     groups = results.group_runs(results.load_runs([tmp_path]))
-    rows = table_rows(paper_results.format_paper_table(groups, reps=50))
+    rows = table_rows(paper_tables.format_paper_table(groups, reps=50))
     assert rows["Parameters (MTSAC) (`mtsac`)"][:5] == ["1", "600,000", "—", "—", "~0.65"]
-    rows = table_rows(paper_results.format_paper_table(groups, at=[300_000, 500_000], reps=50))
+    rows = table_rows(paper_tables.format_paper_table(groups, at=[300_000, 500_000], reps=50))
     assert rows["Parameters (MTSAC) (`mtsac`)"][2] == "0.50 [0.50, 0.50]"  # one seed: no spread
     assert rows["Parameters (MTSAC) (`mtsac`)"][5] == "0.50 [0.50, 0.50] (at 300k)"
     assert rows["Parameters + QMP (`qmp_sac`)"][:2] == ["0", "—"]
@@ -296,7 +296,7 @@ def test_paper_table_defaults_to_the_papers_steps_and_flags_a_stale_evaluation(t
 
 def test_seed_table_shows_every_seed_at_exactly_the_evaluations_asked(paper_root: Path) -> None:
     groups = results.group_runs(results.load_runs([paper_root]))
-    table = paper_results.format_seed_table(groups, at=[200_000, 300_000, 400_000])
+    table = paper_tables.format_seed_table(groups, at=[200_000, 300_000, 400_000])
     assert "| method | seed | 200k | 300k | 400k |" in table.splitlines()
     lines = [line for line in table.splitlines() if "`" in line]
     assert lines == [
@@ -309,7 +309,7 @@ def test_seed_table_shows_every_seed_at_exactly_the_evaluations_asked(paper_root
         "| Separated + QMP (`qmp_dnc`) | 2 | — | — | — |",
     ]
     # by default every evaluation of any seed, the torn 700k row of seed 1 not among them
-    header = paper_results.format_seed_table(groups).splitlines()[2]
+    header = paper_tables.format_seed_table(groups).splitlines()[2]
     assert header == "| method | seed | 100k | 200k | 300k | 400k | 500k | 600k |"
 
 
@@ -319,14 +319,14 @@ def test_seed_score_needs_every_task_at_that_evaluation(tmp_path: Path) -> None:
     progress = run_dir / "progress.csv"
     progress.write_text(progress.read_text().replace(",0.6,", ",,", 1))  # task t1 missing at the first evaluation
     run = results.load_run(run_dir)
-    assert paper_results.seed_score(run, 100_000) is None
-    assert paper_results.seed_score(run, 200_000) == pytest.approx(0.7)
-    assert paper_results.seed_score(run, 200_000, prefix="eval_mixture") == pytest.approx(0.75)
-    assert paper_results.seed_score(run, 150_000) is None
+    assert paper_tables.seed_score(run, 100_000) is None
+    assert paper_tables.seed_score(run, 200_000) == pytest.approx(0.7)
+    assert paper_tables.seed_score(run, 200_000, prefix="eval_mixture") == pytest.approx(0.75)
+    assert paper_tables.seed_score(run, 150_000) is None
 
 
 def test_results_imports_neither_torch_nor_matplotlib() -> None:
-    code = ("import sys, qmp.results, qmp.paper_results, qmp.qswitch_selection; "
+    code = ("import sys, qmp.results, qmp.paper_results, qmp.paper_tables, qmp.qswitch_selection; "
             "print(sorted(m for m in ('torch', 'matplotlib') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60,
                          cwd=Path(__file__).resolve().parents[1]).stdout
