@@ -70,7 +70,8 @@ def format_selection_table(runs: Sequence[Run], last: int) -> str:
     for env in sorted({run.key.env for run in logged}):
         env_runs = sorted((run for run in logged if run.key.env == env), key=lambda run: (run.key, run.seed))
         labels = paper_labels([run.key for run in env_runs])
-        tasks = next(run.tasks for run in env_runs if run.tasks)
+        # the config's task names; a log written without them still names its tasks in every record
+        tasks = next((run.tasks for run in env_runs if run.tasks), None) or load_selection(env_runs[0].path)[0]["tasks"]
         header = ["method", "seed", "epochs", *tasks, "switch rate"]
         lines = [f"### {env}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for run in env_runs:

@@ -395,6 +395,12 @@ def test_cli_selection_table(root: Path, tmp_path: Path, capsys: pytest.CaptureF
     assert plot.main([str(tmp_path / "rated"), "--table", "--selection"]) == 0
     row = next(line for line in capsys.readouterr().out.splitlines() if "`" in line)
     assert row == "| Parameters + QMP (`qmp_sac`) | 3 | 0–1 | 0.88 | 0.75 | 0.40 |"  # 7/8, 6/8; mean of 0.2, 0.4, 0.6
+    config = json.loads((run / "config.json").read_text())
+    del config["resolved"]  # an old config.json without task names, and no per-task column: the log's own names
+    (run / "config.json").write_text(json.dumps(config))
+    (run / "progress.csv").write_text("epoch,env_steps\n0,100\n1,200\n")
+    assert plot.main([str(tmp_path / "rated"), "--table", "--selection"]) == 0
+    assert f"| method | seed | epochs | {' | '.join(TASKS)} | switch rate |" in capsys.readouterr().out
     assert plot.main([str(root / ENV / "dnc_sac"), "--table", "--selection"]) == 2
     assert "no run below the given roots has a qswitch_selection.jsonl" in capsys.readouterr().err
 
