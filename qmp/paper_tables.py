@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from qmp.markdown_table import env_table_head, markdown_row
 from qmp.methods import METHODS
 from qmp.paper_results import (
     TaskScores,
@@ -112,7 +113,7 @@ def format_paper_table(groups: dict[GroupKey, list[Run]], at: Sequence[int] | No
         for p in points:
             header += [f"own @{short_steps(p)}", f"mixture @{short_steps(p)}", f"paper @{short_steps(p)}"]
         header += ["success (strict, final)", "stages (final)"]
-        lines = [f"### {env}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines = env_table_head(env, header)
         for key in keys:
             runs = groups[key]
             own = task_scores(runs, metric, "eval")
@@ -126,7 +127,7 @@ def format_paper_table(groups: dict[GroupKey, list[Run]], at: Sequence[int] | No
                           DASH if reference is None else f"~{reference:.2f}"]
             stages = _format_final(runs, "stages_completed", reps, seed) if staged else DASH
             cells += [_format_final(runs, "success", reps, seed), stages]
-            lines.append("| " + " | ".join(cells) + " |")
+            lines.append(markdown_row(cells))
         ours = {key.method for key in keys}
         paper_only = paper_values(env) if metric == PAPER_SUCCESS else []
         for method in dict.fromkeys(v.method for v in paper_only if v.method not in ours):
@@ -135,7 +136,7 @@ def format_paper_table(groups: dict[GroupKey, list[Run]], at: Sequence[int] | No
             for p in points:
                 reference = paper_value(env, method, p)
                 cells += [DASH, DASH, DASH if reference is None else f"~{reference:.2f}"]
-            lines.append("| " + " | ".join(cells + [DASH, DASH]) + " |")
+            lines.append(markdown_row(cells + [DASH, DASH]))
         blocks.append("\n".join(lines))
     note = (f"own = each task's own policy (eval/), mixture = the Q-switch mixture (eval_mixture/, QMP methods); "
             f"both: IQM over seeds of each seed's mean over tasks of {metric} [95% bootstrap CI over seeds, {reps} "
@@ -147,17 +148,13 @@ def format_paper_table(groups: dict[GroupKey, list[Run]], at: Sequence[int] | No
     return "\n\n".join(blocks) + "\n\n" + note
 
 
-def seed_score(run: Run, steps: int, metric: str = PAPER_SUCCESS, prefix: str = "eval") -> float | None:
-    """One seed's score at the evaluation logged at exactly `steps` env steps: its mean over tasks of
-    `{prefix}/<task>/{metric}`; None if it did not evaluate every task there."""
-    values = []
-    for task in run.tasks:
-        xs, ys = run.series(f"{prefix}/{task}/{metric}", "env_steps")
-        hit = np.flatnonzero(xs == steps)
-        if not len(hit):
-            return None
-        values.append(float(ys[hit[-1]]))
-    return float(np.mean(values)) if values else None
+def seed_scores(run: Run, points: Sequence[int], metric: str = PAPER_SUCCESS,
+                prefix: str = "eval") -> list[float | None]:
+    """One seed's score at each evaluation logged at exactly `points` env steps: its mean over tasks of
+    `{prefix}/<task>/{metric}`; None where it did not evaluate every task."""
+    per_task = [dict(zip(*run.series(f"{prefix}/{task}/{metric}", "env_steps"), strict=True)) for task in run.tasks]
+    return [float(np.mean([values[p] for values in per_task])) if per_task and all(p in values for values in per_task)
+            else None for p in points]
 
 
 def _evaluation_steps(runs: Sequence[Run], metric: str) -> list[int]:
@@ -181,17 +178,16 @@ def format_seed_table(groups: dict[GroupKey, list[Run]], at: Sequence[int] | Non
         labels = paper_labels(keys)
         points = sorted(set(at)) if at else _evaluation_steps([run for key in keys for run in groups[key]], metric)
         header = ["method", "seed", *(short_steps(p) for p in points)]
-        lines = [f"### {env}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines = env_table_head(env, header)
         for key in keys:
             qswitch = key.method not in METHODS or METHODS[key.method].qswitch
             for run in groups[key]:
                 cells = [f"{labels[key]} (`{key.method}`)", str(run.seed)]
-                for p in points:
-                    own = seed_score(run, p, metric, "eval")
-                    mixture = seed_score(run, p, metric, "eval_mixture") if qswitch else None
+                mixtures = seed_scores(run, points, metric, "eval_mixture") if qswitch else [None] * len(points)
+                for own, mixture in zip(seed_scores(run, points, metric, "eval"), mixtures, strict=True):
                     cell = DASH if own is None else f"{own:.2f}"
                     cells.append(cell if mixture is None else f"{cell} ({mixture:.2f})")
-                lines.append("| " + " | ".join(cells) + " |")
+                lines.append(markdown_row(cells))
         blocks.append("\n".join(lines))
     note = (f"Each seed's mean over tasks of {metric} of its own policies (eval/) at the evaluation logged at "
             f"exactly the column's env steps; in brackets the Q-switch mixture's (eval_mixture/, QMP methods); "

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from qmp.markdown_table import env_table_head, markdown_row
 from qmp.methods import METHODS
 from qmp.results import DASH, ResultsError, Run, paper_labels
 from qmp.run_dir import QSWITCH_LOG, RunDirError, read_jsonl
@@ -31,9 +32,14 @@ def load_selection(run_dir: Path) -> list[dict[str, Any]]:
     return records
 
 
+def selection_counts(records: Sequence[dict[str, Any]], last: int) -> np.ndarray:
+    """T x T counts summed over the last epochs: [i, j] = steps of task i that executed policy j's proposal."""
+    return np.sum([np.asarray(r["counts"], dtype=float) for r in records[-last:]], axis=0)
+
+
 def selection_fractions(records: Sequence[dict[str, Any]], last: int) -> np.ndarray:
     """Counts summed over the last epochs, then row-normalised: row i = where task i's executed actions came from."""
-    counts = np.sum([np.asarray(r["counts"], dtype=float) for r in records[-last:]], axis=0)
+    counts = selection_counts(records, last)
     return counts / np.maximum(counts.sum(1, keepdims=True), 1.0)
 
 
@@ -73,17 +79,17 @@ def format_selection_table(runs: Sequence[Run], last: int) -> str:
         # the config's task names; a log written without them still names its tasks in every record
         tasks = next((run.tasks for run in env_runs if run.tasks), None) or load_selection(env_runs[0].path)[0]["tasks"]
         header = ["method", "seed", "epochs", *tasks, "switch rate"]
-        lines = [f"### {env}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines = env_table_head(env, header)
         for run in env_runs:
             records = load_selection(run.path)[-last:]
-            counts = np.sum([np.asarray(r["counts"], dtype=float) for r in records], axis=0)
+            counts = selection_counts(records, last)
             own = [DASH if total == 0 else f"{mine / total:.2f}" for mine, total in zip(np.diagonal(counts),
                                                                                          counts.sum(1), strict=True)]
             rates = switch_rates(records)[1]
             rate = DASH if np.isnan(rates).all() else f"{float(np.nanmean(rates)):.2f}"
             cells = [f"{labels[run.key]} (`{run.key.method}`)", str(run.seed),
                      f"{records[0]['epoch']}–{records[-1]['epoch']}", *own, rate]
-            lines.append("| " + " | ".join(cells) + " |")
+            lines.append(markdown_row(cells))
         blocks.append("\n".join(lines))
     note = (f"Per task, the share of its executed actions over the last {last} epochs (the epochs column) that its "
             f"own policy proposed (1.00: no sharing; {DASH}: the task took no steps); switch rate: the mean over tasks "

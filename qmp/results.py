@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from qmp.flag_scope import variant_name
+from qmp.markdown_table import env_table_head, markdown_row
 from qmp.methods import METHODS
 from qmp.run_dir import CONFIG, PROGRESS, is_run_dir, read_config, read_progress
 
@@ -312,14 +313,14 @@ def format_table(groups: dict[GroupKey, list[Run]], metrics: Sequence[str]) -> s
     blocks = []
     for env in sorted({key.env for key in groups}):
         header = ["method", "seeds", "env steps"] + [f"{m} (final)" for m in metrics]
-        lines = [f"### {env}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines = env_table_head(env, header)
         for key, runs in groups.items():
             if key.env != env:
                 continue
             steps = _format_steps([run.last_value("env_steps") for run in runs])
             cells = [f"{key.label()} (`{key.method}`)", str(len(runs)), steps]
             cells += [_format_stat([final_value(run, m) for run in runs], len(runs)) for m in metrics]
-            lines.append("| " + " | ".join(cells) + " |")
+            lines.append(markdown_row(cells))
         blocks.append("\n".join(lines))
     note = (f"final = mean of each seed's last {FINAL_EVALS} evaluations; mean \u00b1 std (ddof=0) over seeds; "
             "(n=k) when only k seeds have evaluated; env steps = last logged epoch (min\u2013max if seeds differ).")

@@ -319,10 +319,11 @@ def test_seed_score_needs_every_task_at_that_evaluation(tmp_path: Path) -> None:
     progress = run_dir / "progress.csv"
     progress.write_text(progress.read_text().replace(",0.6,", ",,", 1))  # task t1 missing at the first evaluation
     run = results.load_run(run_dir)
-    assert paper_tables.seed_score(run, 100_000) is None
-    assert paper_tables.seed_score(run, 200_000) == pytest.approx(0.7)
-    assert paper_tables.seed_score(run, 200_000, prefix="eval_mixture") == pytest.approx(0.75)
-    assert paper_tables.seed_score(run, 150_000) is None
+    first, second, between = paper_tables.seed_scores(run, [100_000, 200_000, 150_000])
+    assert first is None
+    assert second == pytest.approx(0.7)
+    assert paper_tables.seed_scores(run, [200_000], prefix="eval_mixture")[0] == pytest.approx(0.75)
+    assert between is None
 
 
 def test_results_imports_neither_torch_nor_matplotlib() -> None:

@@ -1,0 +1,14 @@
+"""The lines of the markdown tables that qmp.plot --table prints, one env per table."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+def markdown_row(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def env_table_head(env: str, header: Sequence[str]) -> list[str]:
+    """The first lines of one env's markdown table: its heading, the header row and the rule."""
+    return [f"### {env}", "", markdown_row(header), "|" + "---|" * len(header)]
