@@ -93,74 +93,7 @@ report() {  # every figure and table of docs/results.md, from the files kept in 
     env=$(basename "$(dirname "$(dirname "$(dirname "$run")")")")
     "$py" -m qmp.plot --heatmap "$run" --last 50 --out "docs/img/repro_qswitch_${env}_${method}_${name}.png"
   done
-  "$py" - <<'PY'
-import json
-import re
-import subprocess
-import sys
-from pathlib import Path
-
-from qmp import results
-
-ROOT = Path("docs/results")
-ENVS = sorted(path.name for path in ROOT.iterdir() if path.is_dir())
-
-
-def table(roots: list[Path], *args: str) -> str:
-    return subprocess.run([sys.executable, "-m", "qmp.plot", *map(str, roots), "--table", *args], check=True,
-                          capture_output=True, text=True).stdout.strip()
-
-
-def seed_table(roots: list[Path], *steps: str) -> str:
-    """Every seed at the given evaluations, for a section that already names its env (its heading is dropped)."""
-    body = table(roots, "--paper", "--per_seed", "--at", *steps)
-    return "\n".join(line for line in body.splitlines() if not line.startswith("### ")).strip()
-
-
-def per_env(flags) -> str:
-    """One table per env with that env's own columns (its tasks; stages only where it has them), one note."""
-    blocks, note = [], ""
-    for env in ENVS:
-        block, note = table([ROOT / env], *flags(env)).rsplit("\n\n", 1)
-        blocks.append(block)
-    return "\n\n".join([*blocks, note])
-
-
-def per_task(env: str) -> list[str]:
-    config = json.loads(next((ROOT / env).rglob("config.json")).read_text())
-    return [word for task in config["resolved"]["task_names"] for word in ("--metric", f"eval/{task}/paper_success")]
-
-
-def strict(env: str) -> list[str]:
-    stages = ["eval/stages_completed", "eval_mixture/stages_completed"]
-    metrics = ["eval/success", *(stages if results.has_stages(results.load_runs([ROOT / env])) else [])]
-    return [word for metric in metrics for word in ("--metric", metric)]
-
-
-PARAMETERS = [ROOT / "JacoReachMT5-v1" / method for method in ("mtsac", "qmp_sac")]
-tables = {
-    "paper": table([ROOT], "--paper", "--at", "200k", "300k", "500k", "1M", "2M"),
-    "pertask": per_env(per_task),
-    "strict": per_env(strict),
-    "selection": table([ROOT], "--selection", "--last", "50"),
-}
-if all(path.is_dir() for path in PARAMETERS):  # the Jaco Parameters batches at their lengths (planned 500k)
-    body = table(PARAMETERS, "--paper", "--at", "50k", "90k", "130k", "260k", "500k", "2M")
-    tables["parameters"] = "\n".join(line for line in body.splitlines() if " | 0 | — | " not in line)  # no Separated
-    tables["parameters_seeds"] = seed_table(PARAMETERS, "10k", "30k", "50k", "70k", "90k", "110k", "130k")
-    tables["parameters_seeds_later"] = seed_table([path / "params_double_tanh" for path in PARAMETERS],
-                                                  "150k", "170k", "190k", "210k", "230k", "250k", "260k")
-if (ROOT / "MazeLarge-10-v0").is_dir():
-    tables["maze_seeds"] = seed_table([ROOT / "MazeLarge-10-v0"], "126k", "246k", "366k", "486k", "600k")
-doc = Path("docs/results.md")
-text = doc.read_text()
-for name, body in tables.items():
-    text, found = re.subn(rf"(<!-- table:{name} -->\n).*?(<!-- /table:{name} -->)",
-                          lambda m: m.group(1) + body + "\n" + m.group(2), text, flags=re.S)
-    if not found:
-        raise SystemExit(f"docs/results.md has no <!-- table:{name} --> ... <!-- /table:{name} --> block")
-doc.write_text(text)
-PY
+  "$py" benchmarks/reproduction_report.py  # the tables between the page's <!-- table:NAME --> markers
 }
 
 check() {  # parse every run line as run.py would, so that a typo fails at once, not an hour in

@@ -94,14 +94,15 @@ def _default_points(env: str, groups: dict[GroupKey, list[Run]]) -> list[int]:
 
 
 def format_paper_table(groups: dict[GroupKey, list[Run]], at: Sequence[int] | None = None,
-                       metric: str = PAPER_SUCCESS, reps: int = 2000, seed: int = 0) -> str:
+                       metric: str = PAPER_SUCCESS, reps: int = 2000, seed: int = 0,
+                       paper_only_rows: bool = True) -> str:
     """One markdown table per env comparing our IQM [95% CI] of the paper's success with the paper's values.
 
     Per env-steps point: our own policies (eval/), our Q-switch mixture (eval_mixture/, QMP methods only) and
     the paper's approximate value; then the strict eval/success and eval/stages_completed, final values
     (stages "—" for an env whose runs never logged a stage, such as Maze). Methods the paper reports for that
-    env but we have no runs of get a row of their own with "0" seeds.
-    `at` defaults to the paper's steps of each env.
+    env but we have no runs of get a row of their own with "0" seeds, unless `paper_only_rows` is False (a table
+    of one family's runs). `at` defaults to the paper's steps of each env.
     """
     blocks = []
     for env in sorted({key.env for key in groups}):
@@ -129,7 +130,7 @@ def format_paper_table(groups: dict[GroupKey, list[Run]], at: Sequence[int] | No
             cells += [_format_final(runs, "success", reps, seed), stages]
             lines.append(markdown_row(cells))
         ours = {key.method for key in keys}
-        paper_only = paper_values(env) if metric == PAPER_SUCCESS else []
+        paper_only = paper_values(env) if metric == PAPER_SUCCESS and paper_only_rows else []
         for method in dict.fromkeys(v.method for v in paper_only if v.method not in ours):
             name = GroupKey(env, method_rank(method), method, "None").paper_name()
             cells = [f"{name} (`{method}`)", "0", DASH]
@@ -157,7 +158,7 @@ def seed_scores(run: Run, points: Sequence[int], metric: str = PAPER_SUCCESS,
             else None for p in points]
 
 
-def _evaluation_steps(runs: Sequence[Run], metric: str) -> list[int]:
+def evaluation_steps(runs: Sequence[Run], metric: str) -> list[int]:
     """Every env-steps value at which some seed evaluated its first task (the default columns of a seed table)."""
     steps: set[int] = set()
     for run in runs:
@@ -167,18 +168,19 @@ def _evaluation_steps(runs: Sequence[Run], metric: str) -> list[int]:
 
 
 def format_seed_table(groups: dict[GroupKey, list[Run]], at: Sequence[int] | None = None,
-                      metric: str = PAPER_SUCCESS) -> str:
+                      metric: str = PAPER_SUCCESS, headings: bool = True) -> str:
     """One markdown table per env with a row per seed: its own policies' score at each evaluation of `at`, and
     the Q-switch mixture's in brackets (QMP methods). The IQM tables hide how seeds differ (one seed that learns
-    late, two that never do); this shows it. `at` defaults to every evaluation of the env's runs.
+    late, two that never do); this shows it. `at` defaults to every evaluation of the env's runs. `headings` False
+    leaves out the `### env` heading of each table, for a page section that names its env already.
     """
     blocks = []
     for env in sorted({key.env for key in groups}):
         keys = [key for key in groups if key.env == env]
         labels = paper_labels(keys)
-        points = sorted(set(at)) if at else _evaluation_steps([run for key in keys for run in groups[key]], metric)
+        points = sorted(set(at)) if at else evaluation_steps([run for key in keys for run in groups[key]], metric)
         header = ["method", "seed", *(short_steps(p) for p in points)]
-        lines = env_table_head(env, header)
+        lines = env_table_head(env, header, headings)
         for key in keys:
             qswitch = key.method not in METHODS or METHODS[key.method].qswitch
             for run in groups[key]:

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -308,18 +308,20 @@ def short_steps(steps: float) -> str:
     return f"{steps:g}"
 
 
-def format_table(groups: dict[GroupKey, list[Run]], metrics: Sequence[str]) -> str:
-    """One markdown table per env, one row per method: what docs/ quote as results."""
+def format_table(groups: dict[GroupKey, list[Run]], metrics: Sequence[str] | Mapping[str, Sequence[str]]) -> str:
+    """One markdown table per env, one row per method: what docs/ quote as results. `metrics` maps each env to its
+    own columns where envs differ (their per-task metrics), or is one list for all."""
     blocks = []
     for env in sorted({key.env for key in groups}):
-        header = ["method", "seeds", "env steps"] + [f"{m} (final)" for m in metrics]
+        columns = metrics[env] if isinstance(metrics, Mapping) else metrics
+        header = ["method", "seeds", "env steps"] + [f"{m} (final)" for m in columns]
         lines = env_table_head(env, header)
         for key, runs in groups.items():
             if key.env != env:
                 continue
             steps = _format_steps([run.last_value("env_steps") for run in runs])
             cells = [f"{key.label()} (`{key.method}`)", str(len(runs)), steps]
-            cells += [_format_stat([final_value(run, m) for run in runs], len(runs)) for m in metrics]
+            cells += [_format_stat([final_value(run, m) for run in runs], len(runs)) for m in columns]
             lines.append(markdown_row(cells))
         blocks.append("\n".join(lines))
     note = (f"final = mean of each seed's last {FINAL_EVALS} evaluations; mean \u00b1 std (ddof=0) over seeds; "

@@ -263,6 +263,9 @@ def test_paper_table_puts_the_paper_beside_ours(paper_root: Path) -> None:
     assert rows["Parameters (MTSAC) (`mtsac`)"] == ["0", "—"] + ["—"] * 8 + ["~0.45", "—", "—"]
     assert rows["Parameters + QMP (`qmp_sac`)"][-3] == "~0.80"
     assert table.startswith(f"### {JACO}\n") and "read off the paper's figure" in table
+    # a table of one family's runs leaves out the paper's rows of methods it did not run
+    rows = table_rows(paper_tables.format_paper_table(groups, at=[300_000], reps=50, paper_only_rows=False))
+    assert list(rows) == ["Separated (`dnc_sac`)", "Separated + QMP (`qmp_dnc`)"]
 
 
 def test_paper_table_shows_no_stages_for_an_env_that_never_logged_one(tmp_path: Path) -> None:
@@ -294,6 +297,18 @@ def test_paper_table_defaults_to_the_papers_steps_and_flags_a_stale_evaluation(t
     assert rows["Parameters + QMP (`qmp_sac`)"][:2] == ["0", "—"]
 
 
+def test_results_table_gives_each_env_its_own_columns(tmp_path: Path) -> None:
+    write_paper_run(tmp_path / "jaco", JACO, "dnc_sac", 0, 2, {0: [0.2, 0.4], 1: [0.6, 1.0]})
+    write_paper_run(tmp_path / "maze", MAZE, "mtsac", 0, 2, {1: [0.0, 0.5]})
+    groups = results.group_runs(results.load_runs([tmp_path]))
+    table = results.format_table(groups, {JACO: ["eval/t1/paper_success"], MAZE: ["eval/success", "eval/t0/success"]})
+    jaco, maze = table.split(f"### {MAZE}")
+    assert "| method | seeds | env steps | eval/t1/paper_success (final) |" in jaco.splitlines()
+    assert table_rows(jaco)["Separated (`dnc_sac`)"][-1] == "0.70 ± 0.00"  # mean of t1's 0.4 and 1.0
+    assert "| method | seeds | env steps | eval/success (final) | eval/t0/success (final) |" in maze.splitlines()
+    assert table_rows(maze)["Parameters (MTSAC) (`mtsac`)"][-2:] == ["0.12 ± 0.00", "0.00 ± 0.00"]
+
+
 def test_seed_table_shows_every_seed_at_exactly_the_evaluations_asked(paper_root: Path) -> None:
     groups = results.group_runs(results.load_runs([paper_root]))
     table = paper_tables.format_seed_table(groups, at=[200_000, 300_000, 400_000])
@@ -311,6 +326,9 @@ def test_seed_table_shows_every_seed_at_exactly_the_evaluations_asked(paper_root
     # by default every evaluation of any seed, the torn 700k row of seed 1 not among them
     header = paper_tables.format_seed_table(groups).splitlines()[2]
     assert header == "| method | seed | 100k | 200k | 300k | 400k | 500k | 600k |"
+    # without headings (a page section that names its env) the table starts at its header row
+    bare = paper_tables.format_seed_table(groups, at=[200_000], headings=False)
+    assert bare.splitlines()[:2] == ["| method | seed | 200k |", "|---|---|---|"] and "###" not in bare
 
 
 def test_seed_score_needs_every_task_at_that_evaluation(tmp_path: Path) -> None:

@@ -1,0 +1,123 @@
+"""The tables of docs/results.md, regenerated from the runs kept in docs/results/.
+
+    .venv/bin/python benchmarks/reproduction_report.py [--results docs/results] [--doc docs/results.md]
+
+`benchmarks/reproduction.sh report` calls this after drawing the figures. Each table sits in the page between
+`<!-- table:NAME -->` and `<!-- /table:NAME -->`; everything outside those markers is prose and stays as written.
+A marker the page lacks is an error, and the page is then left untouched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from qmp.paper_tables import evaluation_steps, format_paper_table, format_seed_table  # noqa: E402
+from qmp.qswitch_selection import format_selection_table  # noqa: E402
+from qmp.results import (  # noqa: E402
+    PAPER_SUCCESS,
+    ResultsError,
+    Run,
+    format_table,
+    group_runs,
+    has_stages,
+    load_runs,
+)
+
+JACO, MAZE = "JacoReachMT5-v1", "MazeLarge-10-v0"
+SEED_COLUMNS = 7  # at most this many evaluations per per-seed table, so that it fits the page's width
+FINAL = 50  # epochs summed by the selection table
+
+
+class ReportError(Exception):
+    """The page or the kept runs cannot give the tables (a marker is missing, no runs)."""
+
+
+def common_evaluations(runs: Sequence[Run], first: int, last: int | None = None, most: int = SEED_COLUMNS) -> list[int]:
+    """Env steps from `first` to `last` at which every run evaluated its first task, thinned evenly to at most `most`
+    (the last always kept): a per-seed table's columns, so that they follow the runs as they grow."""
+    common = set.intersection(*(set(evaluation_steps([run], PAPER_SUCCESS)) for run in runs)) if runs else set()
+    points = sorted(p for p in common if p >= first and (last is None or p <= last))
+    if len(points) <= most:
+        return points
+    return [points[round(k * (len(points) - 1) / (most - 1))] for k in range(most)]
+
+
+def _per_task_metrics(runs: Sequence[Run]) -> list[str]:
+    return [f"eval/{task}/paper_success" for task in runs[0].tasks]
+
+
+def _strict_metrics(runs: Sequence[Run]) -> list[str]:
+    stages = ["eval/stages_completed", "eval_mixture/stages_completed"] if has_stages(runs) else []
+    return ["eval/success", *stages]
+
+
+def seed_table(runs: Sequence[Run], first: int, last: int | None = None) -> str:
+    """Every seed at the evaluations they share from `first` (to `last`), under a section that names its env."""
+    groups = group_runs(runs)
+    return format_seed_table(groups, common_evaluations(runs, first, last), headings=False)
+
+
+def tables(results: Path) -> dict[str, str]:
+    """Every table of the page by marker name; the Parameters and Maze ones only once their runs exist."""
+    runs = load_runs([results])
+    if not runs:
+        raise ReportError(f"no runs with a progress.csv below {results}")
+    groups = group_runs(runs)
+    by_env = {env: [run for run in runs if run.key.env == env] for env in sorted({run.key.env for run in runs})}
+    out = {
+        "paper": format_paper_table(groups, [200_000, 300_000, 500_000, 1_000_000, 2_000_000]),
+        "pertask": format_table(groups, {env: _per_task_metrics(env_runs) for env, env_runs in by_env.items()}),
+        "strict": format_table(groups, {env: _strict_metrics(env_runs) for env, env_runs in by_env.items()}),
+        "selection": format_selection_table(runs, FINAL),
+    }
+    parameters = [run for run in by_env.get(JACO, []) if run.key.method in ("mtsac", "qmp_sac")]
+    if {run.key.method for run in parameters} == {"mtsac", "qmp_sac"}:  # the Jaco Parameters batches (planned 500k)
+        out["parameters"] = format_paper_table(group_runs(parameters),
+                                               [50_000, 90_000, 130_000, 260_000, 500_000, 2_000_000],
+                                               paper_only_rows=False)
+        out["parameters_seeds"] = seed_table(parameters, 0, 130_000)
+        # the pairs with the original's squashing past 130k, as far as every seed of them has gone
+        out["parameters_seeds_later"] = seed_table([run for run in parameters if run.key.name == "params_double_tanh"],
+                                                   130_001)
+    if MAZE in by_env:
+        out["maze_seeds"] = seed_table(by_env[MAZE], 100_000)  # from 126k: the 6k evaluation is the warm-up's
+    return out
+
+
+def fill(page: str, bodies: dict[str, str]) -> str:
+    """The page with each marked block's content replaced by its table."""
+    for name, body in bodies.items():
+        page, found = re.subn(rf"(<!-- table:{name} -->\n).*?(<!-- /table:{name} -->)",
+                              lambda m, body=body: m.group(1) + body + "\n" + m.group(2), page, flags=re.S)
+        if not found:
+            raise ReportError(f"the page has no <!-- table:{name} --> ... <!-- /table:{name} --> block")
+    return page
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--results", type=Path, default=Path("docs/results"), help="the kept runs")
+    parser.add_argument("--doc", type=Path, default=Path("docs/results.md"), help="the page whose tables to redraw")
+    args = parser.parse_args(argv)
+    if not args.doc.is_file():
+        print(f"reproduction_report: error: --doc {args.doc} is not a file (the page whose tables to redraw)",
+              file=sys.stderr)
+        return 2
+    try:
+        page = fill(args.doc.read_text(), tables(args.results))
+    except (ReportError, ResultsError) as error:
+        print(f"reproduction_report: error: {error}", file=sys.stderr)
+        return 2
+    args.doc.write_text(page)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
