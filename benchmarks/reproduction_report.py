@@ -36,7 +36,7 @@ FINAL = 50  # epochs summed by the selection table
 
 
 class ReportError(Exception):
-    """The page or the kept runs cannot give the tables (a marker is missing, no runs)."""
+    """The page cannot take the tables (a marker is missing)."""
 
 
 def common_evaluations(runs: Sequence[Run], first: int, last: int | None = None, most: int = SEED_COLUMNS) -> list[int]:
@@ -66,9 +66,7 @@ def seed_table(runs: Sequence[Run], first: int, last: int | None = None) -> str:
 
 def tables(results: Path) -> dict[str, str]:
     """Every table of the page by marker name; the Parameters and Maze ones only once their runs exist."""
-    runs = load_runs([results])
-    if not runs:
-        raise ReportError(f"no runs with a progress.csv below {results}")
+    runs = load_runs([results])  # raises ResultsError when there is no run with a logged epoch
     groups = group_runs(runs)
     by_env = {env: [run for run in runs if run.key.env == env] for env in sorted({run.key.env for run in runs})}
     out = {
