@@ -77,13 +77,13 @@ report() {  # every figure and table of docs/results.md, from the files kept in 
     [ -d "$root" ] && maze+=("$root")
   done
   if [ ${#maze[@]} -eq 0 ] && [ -d docs/results/MazeLarge-10-v0 ]; then maze=(docs/results/MazeLarge-10-v0); fi
-  "$py" -m qmp.plot "${jaco[@]}" "${maze[@]}" --paper --prefix eval eval_mixture --smooth 3 \
+  "$py" -m qmp.plot "${jaco[@]}" "${maze[@]}" --paper --prefix eval eval_mixture --smooth_steps 60k \
     --out docs/img/repro_paper.png
-  "$py" -m qmp.plot "${jaco[@]}" --paper --score stages_completed --prefix eval eval_mixture --smooth 3 \
+  "$py" -m qmp.plot "${jaco[@]}" --paper --score stages_completed --prefix eval eval_mixture --smooth_steps 60k \
     --out docs/img/repro_stages.png
   # the Parameters batches alone, to their planned 500k (the paper's Parameters values are at 2M)
   if [ -d docs/results/JacoReachMT5-v1/mtsac ] && [ -d docs/results/JacoReachMT5-v1/qmp_sac ]; then
-    "$py" -m qmp.plot docs/results/JacoReachMT5-v1/{mtsac,qmp_sac} --paper --prefix eval eval_mixture --smooth 3 \
+    "$py" -m qmp.plot docs/results/JacoReachMT5-v1/{mtsac,qmp_sac} --paper --prefix eval eval_mixture --smooth_steps 60k \
       --max_steps 500k --out docs/img/repro_jaco_parameters.png
   fi
   for run in docs/results/*/qmp_*/*/seed0; do

@@ -12,11 +12,12 @@ from matplotlib.figure import Figure
 
 from qmp.figure_style import COLOURS, style_panel
 from qmp.qswitch_selection import load_selection, own_policy_fractions, selection_fractions
-from qmp.results import ResultsError, smooth
+from qmp.results import ResultsError
 from qmp.run_dir import CONFIG, read_config
+from qmp.smoothing import Smoothing
 
 
-def plot_heatmap(run_dir: Path, last: int, window: int, out: Path) -> Figure:
+def plot_heatmap(run_dir: Path, last: int, smoothing: Smoothing, out: Path) -> Figure:
     """Left: who acts for whom over the last epochs. Right: how the own-policy share evolves."""
     if not run_dir.is_dir():
         raise ResultsError(f"run directory {run_dir} does not exist")
@@ -51,10 +52,10 @@ def plot_heatmap(run_dir: Path, last: int, window: int, out: Path) -> Figure:
 
     for i, task in enumerate(tasks):
         keep = np.isfinite(own[:, i])
-        own_ax.plot(steps[keep], smooth(own[keep, i], window), label=task, color=COLOURS[i % len(COLOURS)],
+        own_ax.plot(steps[keep], smoothing(steps[keep], own[keep, i]), label=task, color=COLOURS[i % len(COLOURS)],
                     linewidth=1.4)
-    smoothing = f" (moving average of {window} epochs)" if window > 1 else ""
-    style_panel(own_ax, "own policy chosen, per task" + smoothing, "env_steps", "own_policy_frac")
+    smoothed = f" ({smoothing.describe('epochs')})" if smoothing.describe() else ""
+    style_panel(own_ax, "own policy chosen, per task" + smoothed, "env_steps", "own_policy_frac")
     own_ax.set_ylabel("own-policy fraction")
     own_ax.legend(fontsize=7, loc="best", framealpha=0.8)
     fig.suptitle(who, fontsize=11)

@@ -14,6 +14,7 @@ from matplotlib.lines import Line2D
 from qmp.figure_style import group_colours, no_data, note_cut, style_panel
 from qmp.paper_results import iqm_curve, paper_values
 from qmp.results import PAPER_SUCCESS, GroupKey, Run, paper_labels
+from qmp.smoothing import NO_SMOOTHING, Smoothing
 
 PREFIX_NAMES = {"eval": "own policy", "eval_mixture": "mixture", "collect": "collection"}
 LINESTYLES = ("-", "--", ":", "-.")
@@ -21,7 +22,7 @@ LEGEND_INSIDE_MAX = 5  # entries a paper panel's legend may have and still sit i
 
 
 def plot_paper(groups: dict[GroupKey, list[Run]], out: Path, prefixes: Sequence[str] = ("eval",),
-               score: str = PAPER_SUCCESS, window: int = 1, reps: int = 2000, seed: int = 0,
+               score: str = PAPER_SUCCESS, smoothing: Smoothing = NO_SMOOTHING, reps: int = 2000, seed: int = 0,
                max_steps: int | None = None) -> Figure:
     """One panel per env, one line per method and prefix: IQM over seeds of the task mean, 95% bootstrap band.
 
@@ -48,7 +49,7 @@ def plot_paper(groups: dict[GroupKey, list[Run]], out: Path, prefixes: Sequence[
                 continue
             colour = colours[key]
             for style, prefix in zip(LINESTYLES, prefixes, strict=False):
-                curve = iqm_curve(runs, score, prefix, "env_steps", window, reps, 0.95, seed)
+                curve = iqm_curve(runs, score, prefix, "env_steps", smoothing, reps, 0.95, seed)
                 if curve is None:
                     continue
                 if curve.cut and key not in cut_noted:
@@ -86,8 +87,8 @@ def plot_paper(groups: dict[GroupKey, list[Run]], out: Path, prefixes: Sequence[
             ax.legend(handles, names, fontsize=7, loc="best", framealpha=0.8)
     if beside:  # room for the legends beside their panels, so the panels keep their width
         fig.set_figwidth(fig.get_figwidth() + 4.2)
-    smoothing = f"\nmoving average of {window} evaluations per seed and task" if window > 1 else ""
-    fig.suptitle(f"{score}: each seed's mean over tasks, IQM over seeds, 95% bootstrap CI{smoothing}",
+    smoothed = f"\n{smoothing.describe()} per seed and task" if smoothing.describe() else ""
+    fig.suptitle(f"{score}: each seed's mean over tasks, IQM over seeds, 95% bootstrap CI{smoothed}",
                  fontsize=9)
     fig.savefig(out, dpi=120)
     return fig

@@ -31,8 +31,8 @@ from qmp.results import (
     PAPER_SUCCESS,
     Run,
     align,
-    smooth,
 )
+from qmp.smoothing import NO_SMOOTHING, Smoothing
 
 # ---------------------------------------------------------------------------------------------- IQM + bootstrap
 
@@ -102,11 +102,11 @@ class TaskScores:
 
 
 def task_scores(runs: Sequence[Run], metric: str = PAPER_SUCCESS, prefix: str = "eval", x: str = "env_steps",
-                window: int = 1) -> TaskScores | None:
+                smoothing: Smoothing = NO_SMOOTHING) -> TaskScores | None:
     """The (seeds, tasks) matrices of column `{prefix}/<task>/{metric}` at every aligned evaluation.
 
     Seeds that have not yet logged every task are left out (like `aggregate` leaves out seeds without data);
-    None when no seed has. `window` > 1 smooths each seed's task series first (`smooth`).
+    None when no seed has. Each seed's task series is smoothed first (`smoothing`; default none).
     """
     tasks = next((run.tasks for run in runs if run.tasks), ())
     if not tasks:
@@ -116,7 +116,7 @@ def task_scores(runs: Sequence[Run], metric: str = PAPER_SUCCESS, prefix: str = 
         per_task = [run.series(f"{prefix}/{task}/{metric}", x) for task in tasks]
         if all(len(xs) for xs, _ in per_task):
             complete.append(run)
-            series += [(xs, smooth(ys, window)) for xs, ys in per_task]
+            series += [(xs, smoothing(xs, ys)) for xs, ys in per_task]
     aligned = align(series)
     if aligned is None:
         return None
@@ -139,9 +139,10 @@ class IQMCurve:
 
 
 def iqm_curve(runs: Sequence[Run], metric: str = PAPER_SUCCESS, prefix: str = "eval", x: str = "env_steps",
-              window: int = 1, reps: int = 2000, confidence: float = 0.95, seed: int = 0) -> IQMCurve | None:
+              smoothing: Smoothing = NO_SMOOTHING, reps: int = 2000, confidence: float = 0.95,
+              seed: int = 0) -> IQMCurve | None:
     """IQM over seeds of the task-mean of `{prefix}/<task>/{metric}` along x, with a `confidence` bootstrap band."""
-    ts = task_scores(runs, metric, prefix, x, window)
+    ts = task_scores(runs, metric, prefix, x, smoothing)
     if ts is None:
         return None
     cis = np.array([stratified_bootstrap_ci(seed_means(m), iqm, reps, confidence, seed) for m in ts.scores])

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from qmp.markdown_table import env_table_head, markdown_row
+from qmp.markdown_table import env_table_head, markdown_row, short_steps
 from qmp.methods import METHODS
 from qmp.paper_results import (
     TaskScores,
@@ -37,7 +37,6 @@ from qmp.results import (
     has_stages,
     method_rank,
     paper_labels,
-    short_steps,
 )
 
 

@@ -2,8 +2,8 @@
 
     python -m qmp.plot RUN_ROOT [RUN_ROOT ...] --out curves.png [--metric eval/success ...] [--x env_steps] [--smooth K]
     python -m qmp.plot RUN_ROOT [RUN_ROOT ...] --table
-    python -m qmp.plot RUN_ROOT [RUN_ROOT ...] --paper --out paper.png [--prefix eval eval_mixture] [--smooth K]
-                                                [--max_steps 300k]
+    python -m qmp.plot RUN_ROOT [RUN_ROOT ...] --paper --out paper.png [--prefix eval eval_mixture]
+                                                [--smooth K | --smooth_steps 60k] [--max_steps 300k]
     python -m qmp.plot RUN_ROOT [RUN_ROOT ...] --table --paper [--at 500000 2000000]
     python -m qmp.plot RUN_ROOT [RUN_ROOT ...] --table --paper --per_seed [--at 50k 100k]
     python -m qmp.plot --heatmap RUN_DIR --out heatmap.png [--last 10]
@@ -24,6 +24,11 @@ method's colour (`--max_steps` ends the x-axis earlier and leaves out those beyo
 env-steps point (`--at`, default the paper's points) our IQM [95% CI] for own policy and mixture beside
 the paper's value, and the strict eval/success and stages; with --per_seed instead, a row per seed with its
 own score (the mixture's in brackets) at each of those evaluations (default: every evaluation).
+
+Smoothing: `--smooth K` averages each seed's point with its K-1 previous evaluations; `--smooth_steps S`
+averages it with the evaluations less than S env steps (x units) before it, so that panels with different
+evaluation intervals are smoothed over the same span (qmp/smoothing.py). Both trail: a point never uses
+later evaluations. Tables are never smoothed.
 
 --table --selection: for every run that logged Q-switch selections (QMP methods, MT-Lévy), the share of each
 task's executed actions that its own policy proposed over the last `--last` epochs (the heatmap's diagonal, all
@@ -61,6 +66,7 @@ from qmp.results import (
     group_runs,
     load_runs,
 )
+from qmp.smoothing import Smoothing
 
 PlotError = ResultsError  # a problem with the user's input (no runs, unknown column): one line, exit status 2
 
@@ -77,14 +83,14 @@ def draw_curve(ax: Axes, curve: Curve, label: str, colour: str, band: str) -> No
         ax.fill_between(curve.x, low, high, color=colour, alpha=0.2, linewidth=0)
 
 
-def plot_curves(groups: dict[GroupKey, list[Run]], metrics: Sequence[str], x: str, window: int, band: str,
+def plot_curves(groups: dict[GroupKey, list[Run]], metrics: Sequence[str], x: str, smoothing: Smoothing, band: str,
                 out: Path) -> Figure:
     """One row of panels (one per metric) per env, one curve per method, saved as an image."""
     envs = sorted({key.env for key in groups})
     colours = group_colours(list(groups))
     fig = Figure(figsize=(max(5.2 * len(metrics), 7.5), 3.8 * len(envs) + 0.6), layout="constrained")
     axes = fig.subplots(len(envs), len(metrics), squeeze=False)
-    smoothing = f", moving average of {window} evaluations" if window > 1 else ""
+    smoothed = f", {smoothing.describe(unit=x)}" if smoothing.describe() else ""
     band_text = "min-max" if band == "minmax" else "\u00b1 std"
     cut_noted: set[GroupKey] = set()
     for row, env in enumerate(envs):
@@ -92,7 +98,7 @@ def plot_curves(groups: dict[GroupKey, list[Run]], metrics: Sequence[str], x: st
             ax = axes[row][col]
             drawn = 0
             for key, runs in groups.items():
-                curve = group_curve(runs, metric, x, window) if key.env == env else None
+                curve = group_curve(runs, metric, x, smoothing) if key.env == env else None
                 if curve is None:
                     continue
                 if curve.cut and key not in cut_noted:
@@ -112,7 +118,7 @@ def plot_curves(groups: dict[GroupKey, list[Run]], metrics: Sequence[str], x: st
         ncols = min(len(handles), 2 if len(metrics) == 1 else 3)
         fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncols=ncols, fontsize=8, frameon=False)
     title = envs[0] if len(envs) == 1 else "learning curves"
-    fig.suptitle(f"{title}  (mean over seeds, {band_text} band{smoothing})", fontsize=11)
+    fig.suptitle(f"{title}  (mean over seeds, {band_text} band{smoothed})", fontsize=11)
     fig.savefig(out, dpi=120)
     return fig
 
@@ -150,6 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--x", default="env_steps", help="x-axis column (default: env_steps)")
     parser.add_argument("--smooth", type=_positive_int, default=1,
                         help="trailing moving average over K evaluations per seed (per task with --paper)")
+    parser.add_argument("--smooth_steps", type=_steps, metavar="STEPS",
+                        help="instead of --smooth: trailing average over the evaluations of the last STEPS x units "
+                             "(60k, 6e4), the same span in every panel whatever its evaluation interval")
     parser.add_argument("--band", choices=("minmax", "std"), default="minmax", help="shaded band across seeds")
     parser.add_argument("--table", action="store_true",
                         help="print a markdown table of final results per (env, method)")
@@ -177,13 +186,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def smoothing_of(args: argparse.Namespace) -> Smoothing:
+    if args.smooth_steps is not None and args.smooth > 1:
+        raise PlotError(f"give --smooth {args.smooth} or --smooth_steps {args.smooth_steps}, not both")
+    return Smoothing(span=args.smooth_steps) if args.smooth_steps is not None else Smoothing(args.smooth)
+
+
 def run_cli(args: argparse.Namespace) -> None:
+    smoothing = smoothing_of(args)
     if args.heatmap is not None:
         if args.roots or args.table or args.paper:
             raise PlotError("--heatmap draws one run: give it no RUN_ROOT, no --table and no --paper")
         if args.out is None:
             raise PlotError("--heatmap needs --out FILE.png")
-        plot_heatmap(args.heatmap, args.last, args.smooth, args.out)
+        plot_heatmap(args.heatmap, args.last, smoothing, args.out)
         print(f"wrote {args.out}", file=sys.stderr)
         return
     if not args.roots:
@@ -211,7 +227,7 @@ def run_cli(args: argparse.Namespace) -> None:
         prefixes = args.prefix or ["eval"]
         check_columns(runs, [f"{prefix}/{args.score}" for prefix in prefixes])
         if args.out is not None:
-            plot_paper(groups, args.out, prefixes, args.score, args.smooth, args.reps, max_steps=args.max_steps)
+            plot_paper(groups, args.out, prefixes, args.score, smoothing, args.reps, max_steps=args.max_steps)
             print(f"wrote {args.out}", file=sys.stderr)
         if args.table and args.per_seed:
             print(format_seed_table(groups, args.at, args.score))
@@ -221,7 +237,7 @@ def run_cli(args: argparse.Namespace) -> None:
     metrics = args.metric or default_metrics(runs)
     check_columns(runs, [args.x, *metrics])
     if args.out is not None:
-        plot_curves(groups, metrics, args.x, args.smooth, args.band, args.out)
+        plot_curves(groups, metrics, args.x, smoothing, args.band, args.out)
         print(f"wrote {args.out}", file=sys.stderr)
     if args.table:
         print(format_table(groups, metrics))

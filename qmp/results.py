@@ -6,7 +6,7 @@ numpy, csv and json only (no torch, no matplotlib), so it imports in millisecond
     from qmp import results
     groups = results.group_runs(results.load_runs([Path("runs")]))    # {GroupKey: [Run, ...]} (seeds)
     for key, runs in groups.items():
-        curve = results.group_curve(runs, "eval/success", "env_steps", window=1)  # mean, std, min-max over seeds
+        curve = results.group_curve(runs, "eval/success", "env_steps")  # mean, std, min-max over seeds
     print(results.format_table(groups, ["eval/success"]))
 
 The paper's view (IQM over seeds with bootstrap CIs, the paper's values) is qmp/paper_results.py (its tables:
@@ -40,6 +40,7 @@ from qmp.flag_scope import variant_name
 from qmp.markdown_table import env_table_head, markdown_row
 from qmp.methods import METHODS
 from qmp.run_dir import CONFIG, PROGRESS, is_run_dir, read_config, read_progress
+from qmp.smoothing import NO_SMOOTHING, Smoothing
 
 SUCCESS = "eval/success"
 STAGES = "eval/stages_completed"
@@ -228,16 +229,6 @@ class Curve:
     cut: bool  # some seed had data beyond the grid's end (the group was cut at its shortest seed)
 
 
-def smooth(y: np.ndarray, window: int) -> np.ndarray:
-    """Trailing moving average over up to `window` points, so every point only uses past evaluations."""
-    if window <= 1 or len(y) == 0:
-        return y
-    sums = np.cumsum(np.insert(y, 0, 0.0))
-    ends = np.arange(1, len(y) + 1)
-    starts = np.maximum(ends - window, 0)
-    return (sums[ends] - sums[starts]) / (ends - starts)
-
-
 def align(series: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, bool] | None:
     """(grid, values (len(series), grid), cut): non-empty series interpolated onto their common grid (module doc).
 
@@ -263,8 +254,8 @@ def aggregate(series: Sequence[tuple[np.ndarray, np.ndarray]]) -> Curve | None:
     return Curve(grid, values.mean(0), values.std(0), values.min(0), values.max(0), len(series), cut)
 
 
-def group_curve(runs: Sequence[Run], metric: str, x: str, window: int) -> Curve | None:
-    return aggregate([(xs, smooth(ys, window)) for xs, ys in (run.series(metric, x) for run in runs)])
+def group_curve(runs: Sequence[Run], metric: str, x: str, smoothing: Smoothing = NO_SMOOTHING) -> Curve | None:
+    return aggregate([(xs, smoothing(xs, ys)) for xs, ys in (run.series(metric, x) for run in runs)])
 
 
 # ---------------------------------------------------------------------------------------------- tables
@@ -298,14 +289,6 @@ def _format_steps(values: Sequence[float]) -> str:
         return DASH
     low, high = min(finite), max(finite)
     return f"{low:,}" if low == high else f"{low:,}\u2013{high:,}"
-
-
-def short_steps(steps: float) -> str:
-    """500000 -> 500k, 2000000 -> 2M, 1500000 -> 1.5M."""
-    for unit, size in (("M", 1e6), ("k", 1e3)):
-        if abs(steps) >= size:
-            return f"{steps / size:.3g}{unit}"
-    return f"{steps:g}"
 
 
 def format_table(groups: dict[GroupKey, list[Run]], metrics: Sequence[str] | Mapping[str, Sequence[str]]) -> str:

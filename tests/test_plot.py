@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from qmp import figure_style, paper_figure, plot, qswitch_selection, results
+from qmp import figure_style, paper_figure, plot, qswitch_selection, results, smoothing
 from qmp.methods import METHODS
 from tests.test_results import JACO, MAZE, dnc_evals, write_paper_run
 
@@ -131,7 +131,7 @@ def test_series_skips_empty_eval_cells(root: Path) -> None:
 def test_seeds_are_interpolated_onto_their_common_range(root: Path) -> None:
     runs = results.group_runs(results.load_runs([root]))
     qmp_key = next(k for k in runs if k.method == "qmp_dnc" and k.name == "None")
-    curve = results.group_curve(runs[qmp_key], "eval/success", "env_steps", window=1)
+    curve = results.group_curve(runs[qmp_key], "eval/success", "env_steps")
     assert curve is not None and curve.seeds == 2 and curve.cut
     # seed 1 ends at 400, where seed 0 is interpolated between 0.2 (300) and 0.6 (500)
     np.testing.assert_allclose(curve.x, [100, 300, 400])
@@ -139,12 +139,27 @@ def test_seeds_are_interpolated_onto_their_common_range(root: Path) -> None:
     np.testing.assert_allclose(curve.low, [0.0, 0.2, 0.4])
     np.testing.assert_allclose(curve.high, [0.2, 0.4, 0.6])
     np.testing.assert_allclose(curve.std, [0.1, 0.1, 0.1])
-    assert results.group_curve(runs[qmp_key], "eval_mixture/success", "env_steps", window=1) is None
+    assert results.group_curve(runs[qmp_key], "eval_mixture/success", "env_steps") is None
 
 
 def test_smoothing_is_a_trailing_average() -> None:
-    np.testing.assert_allclose(results.smooth(np.array([0.0, 1.0, 2.0, 4.0]), 2), [0.0, 0.5, 1.5, 3.0])
-    np.testing.assert_allclose(results.smooth(np.array([0.0, 3.0, 6.0]), 5), [0.0, 1.5, 3.0])
+    np.testing.assert_allclose(smoothing.smooth(np.array([0.0, 1.0, 2.0, 4.0]), 2), [0.0, 0.5, 1.5, 3.0])
+    np.testing.assert_allclose(smoothing.smooth(np.array([0.0, 3.0, 6.0]), 5), [0.0, 1.5, 3.0])
+
+
+def test_smoothing_over_a_span_counts_the_evaluations_inside_it() -> None:
+    """A span of 60 averages the points less than 60 before each one: three where evaluations are 20 apart,
+    only the point itself after a gap of 120 (a Maze panel is not smoothed where a Jaco panel is)."""
+    x, y = np.array([0.0, 20.0, 40.0, 60.0, 180.0]), np.array([0.0, 1.0, 2.0, 4.0, 8.0])
+    np.testing.assert_allclose(smoothing.smooth_span(x, y, 60.0), [0.0, 0.5, 1.0, 7 / 3, 8.0])
+    np.testing.assert_allclose(smoothing.Smoothing(span=60.0)(x, y), [0.0, 0.5, 1.0, 7 / 3, 8.0])
+    np.testing.assert_allclose(smoothing.Smoothing(3)(x, y), [0.0, 0.5, 1.0, 7 / 3, 14 / 3])
+    np.testing.assert_array_equal(smoothing.NO_SMOOTHING(x, y), y)
+    assert smoothing.Smoothing(span=60_000).describe() == "trailing average over 60k env steps"
+    assert smoothing.Smoothing(3).describe("epochs") == "moving average of 3 epochs"
+    assert smoothing.NO_SMOOTHING.describe() == ""
+    with pytest.raises(ValueError, match="not both"):
+        smoothing.Smoothing(3, span=60.0)
 
 
 def test_aggregate_without_overlap_is_empty() -> None:
@@ -213,6 +228,15 @@ def test_cli_heatmap(root: Path, tmp_path: Path) -> None:
     assert len(qswitch_selection.load_selection(run_dir)) == 3
     out = tmp_path / "heatmap.png"
     assert plot.main(["--heatmap", str(run_dir), "--out", str(out), "--last", "2", "--smooth", "2"]) == 0
+    png_size(out)
+
+
+def test_cli_refuses_two_smoothings(root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "curves.png"
+    assert plot.main([str(root), "--out", str(out), "--smooth", "3", "--smooth_steps", "60k"]) == 2
+    assert "give --smooth 3 or --smooth_steps 60000, not both" in capsys.readouterr().err
+    assert not out.exists()
+    assert plot.main([str(root), "--out", str(out), "--smooth_steps", "200"]) == 0
     png_size(out)
 
 
@@ -411,7 +435,8 @@ def test_heatmap_title_names_the_variant(tmp_path: Path) -> None:
 
     named = write_run(tmp_path / "a", "qmp_sac", 1, epochs(3, {}), name="params", selection=SELECTION)
     plain = write_run(tmp_path / "b", "qmp_sac", 1, epochs(3, {}), selection=SELECTION)
-    titles = [plot_heatmap(run, 2, 1, tmp_path / f"{run.name}.png").get_suptitle() for run in (named, plain)]
+    titles = [plot_heatmap(run, 2, smoothing.NO_SMOOTHING, tmp_path / f"{run.name}.png").get_suptitle()
+              for run in (named, plain)]
     assert titles == [f"{ENV} qmp_sac [params] seed1", f"{ENV} qmp_sac seed1"]
 
 

@@ -15,6 +15,7 @@ import pytest
 
 from qmp import paper_results, paper_tables, results
 from qmp.methods import METHODS
+from qmp.smoothing import Smoothing
 
 JACO = "JacoReachMT5-v1"
 MAZE = "MazeLarge-10-v0"
@@ -186,6 +187,13 @@ def test_iqm_curve_of_a_group(paper_root: Path) -> None:
     np.testing.assert_allclose(curve.point, [0.0, 0.3, 0.7, 0.7, 0.7])
     np.testing.assert_allclose(curve.low, curve.point)
     np.testing.assert_allclose(curve.high, curve.point)
+    # smoothed per seed and task before the IQM: two evaluations average across the gap at 300k, a span of
+    # 150k env steps does not (only 200k's point and the one before it lie within 150k of 200k)
+    by_count = paper_results.iqm_curve(dnc, "paper_success", "eval", smoothing=Smoothing(2), reps=50)
+    by_span = paper_results.iqm_curve(dnc, "paper_success", "eval", smoothing=Smoothing(span=150_000), reps=50)
+    assert by_count is not None and by_span is not None
+    np.testing.assert_allclose(by_count.point, [0.0, 0.15, 0.5, 0.7, 0.7])
+    np.testing.assert_allclose(by_span.point, [0.0, 0.15, 0.7, 0.7, 0.7])
 
 
 def test_a_seed_scores_its_mean_over_tasks_not_an_iqm_over_tasks() -> None:
