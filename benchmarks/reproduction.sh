@@ -64,36 +64,9 @@ keep() {
   find "$RESULTS_DIR" -name config.json -exec sed -i "s#\"run_dir\": \"[^\"]*/$LOG_DIR/#\"run_dir\": \"$LOG_DIR/#" {} +
 }
 
-report() {  # every figure and table of docs/results.md, from the files kept in docs/results/
-  local py=$PY
-  # the paper's panels as the original ran them: Jaco's Separated runs and its Parameters runs with the original's
-  # double squashing (our single-squashing runs and the ablation have their own figure below), and Maze's with
-  # it once they exist (until then, Maze's one-tanh runs). None: a cluster sweep's unnamed runs, on the defaults
-  local jaco=() maze=() root
-  for root in docs/results/JacoReachMT5-v1/{dnc_sac,qmp_dnc} docs/results/JacoReachMT5-v1/{mtsac,qmp_sac}/{params_double_tanh,None}; do
-    [ -d "$root" ] && jaco+=("$root")
-  done
-  for root in docs/results/MazeLarge-10-v0/{mtsac,qmp_sac}/{params_double_tanh,None}; do
-    [ -d "$root" ] && maze+=("$root")
-  done
-  if [ ${#maze[@]} -eq 0 ] && [ -d docs/results/MazeLarge-10-v0 ]; then maze=(docs/results/MazeLarge-10-v0); fi
-  "$py" -m qmp.plot "${jaco[@]}" "${maze[@]}" --paper --prefix eval eval_mixture --smooth_steps 60k \
-    --out docs/img/repro_paper.png
-  "$py" -m qmp.plot "${jaco[@]}" --paper --score stages_completed --prefix eval eval_mixture --smooth_steps 60k \
-    --out docs/img/repro_stages.png
-  # the Parameters batches alone, to their planned 500k (the paper's Parameters values are at 2M)
-  if [ -d docs/results/JacoReachMT5-v1/mtsac ] && [ -d docs/results/JacoReachMT5-v1/qmp_sac ]; then
-    "$py" -m qmp.plot docs/results/JacoReachMT5-v1/{mtsac,qmp_sac} --paper --prefix eval eval_mixture --smooth_steps 60k \
-      --max_steps 500k --out docs/img/repro_jaco_parameters.png
-  fi
-  for run in docs/results/*/qmp_*/*/seed0; do
-    [ -f "$run/qswitch_selection.jsonl" ] || continue
-    name=$(basename "$(dirname "$run")")
-    method=$(basename "$(dirname "$(dirname "$run")")")
-    env=$(basename "$(dirname "$(dirname "$(dirname "$run")")")")
-    "$py" -m qmp.plot --heatmap "$run" --last 50 --out "docs/img/repro_qswitch_${env}_${method}_${name}.png"
-  done
-  "$py" benchmarks/reproduction_report.py  # the tables between the page's <!-- table:NAME --> markers
+report() {  # every figure and table of docs/results.md, from the files kept in docs/results/ (which runs go where:
+  # benchmarks/reproduction_report.py)
+  "$PY" benchmarks/reproduction_report.py --results docs/results --doc docs/results.md --img docs/img
 }
 
 check() {  # parse every run line as run.py would, so that a typo fails at once, not an hour in

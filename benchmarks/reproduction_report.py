@@ -1,10 +1,12 @@
-"""The tables of docs/results.md, regenerated from the runs kept in docs/results/.
+"""The figures and tables of docs/results.md, regenerated from the runs kept in docs/results/.
 
     .venv/bin/python benchmarks/reproduction_report.py [--results docs/results] [--doc docs/results.md]
+                                                       [--img docs/img]
 
-`benchmarks/reproduction.sh report` calls this after drawing the figures. Each table sits in the page between
-`<!-- table:NAME -->` and `<!-- /table:NAME -->`; everything outside those markers is prose and stays as written.
-A marker the page lacks is an error, and the page is then left untouched.
+`benchmarks/reproduction.sh report` runs this. The figures are written to `--img` as repro_*.png. Each table
+sits in the page between `<!-- table:NAME -->` and `<!-- /table:NAME -->`; everything outside those markers is
+prose and stays as written. A marker the page lacks is an error, and then neither the page nor a figure is
+written. Which runs each figure and table shows is decided here, and only here.
 """
 
 from __future__ import annotations
@@ -18,6 +20,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from matplotlib.figure import Figure  # noqa: E402
+
+from qmp.heatmap import plot_heatmap  # noqa: E402
+from qmp.paper_figure import plot_paper  # noqa: E402
 from qmp.paper_tables import evaluation_steps, format_paper_table, format_seed_table  # noqa: E402
 from qmp.qswitch_selection import format_selection_table  # noqa: E402
 from qmp.results import (  # noqa: E402
@@ -29,10 +35,19 @@ from qmp.results import (  # noqa: E402
     has_stages,
     load_runs,
 )
+from qmp.run_dir import QSWITCH_LOG  # noqa: E402
+from qmp.smoothing import NO_SMOOTHING, Smoothing  # noqa: E402
 
 JACO, MAZE = "JacoReachMT5-v1", "MazeLarge-10-v0"
 SEED_COLUMNS = 7  # at most this many evaluations per per-seed table, so that it fits the page's width
-FINAL = 50  # epochs summed by the selection table
+FINAL = 50  # epochs summed by the selection table and the heatmaps
+PARAMETERS = ("mtsac", "qmp_sac")
+# the original's squashing: the study's named runs, or a cluster sweep's unnamed ones on today's defaults
+ORIGINAL_SQUASHING = ("params_double_tanh", "None")
+# each seed's curve is averaged over its evaluations of the trailing 60k env steps: 3 on Jaco (every 20k), the
+# point alone on Maze (every 120k), so that no panel is smoothed over a large share of its run
+SMOOTHING = Smoothing(span=60_000)
+PREFIXES = ("eval", "eval_mixture")  # own policies solid, the Q-switch mixture dashed
 
 
 class ReportError(Exception):
@@ -89,6 +104,37 @@ def tables(results: Path) -> dict[str, str]:
     return out
 
 
+def paper_panel_runs(runs: Sequence[Run]) -> list[Run]:
+    """The paper's panels as the original ran them: Jaco's Separated runs and its Parameters runs with the
+    original's squashing (our one-tanh runs and the ablation have their own figure), and Maze's with it once they
+    exist (until then, every Maze run)."""
+    jaco = [run for run in runs if run.key.env == JACO and (run.key.method in ("dnc_sac", "qmp_dnc") or (
+        run.key.method in PARAMETERS and run.key.name in ORIGINAL_SQUASHING))]
+    maze = [run for run in runs if run.key.env == MAZE]
+    original = [run for run in maze if run.key.method in PARAMETERS and run.key.name in ORIGINAL_SQUASHING]
+    return jaco + (original or maze)
+
+
+def figures(runs: Sequence[Run], img: Path) -> dict[str, Figure]:
+    """Every figure of the page, drawn into `img`, by file name."""
+    paper = paper_panel_runs(runs)
+    jaco = [run for run in paper if run.key.env == JACO]
+    parameters = [run for run in runs if run.key.env == JACO and run.key.method in PARAMETERS]
+    out = {"repro_paper.png": plot_paper(group_runs(paper), img / "repro_paper.png", PREFIXES,
+                                         smoothing=SMOOTHING)}
+    if jaco:
+        out["repro_stages.png"] = plot_paper(group_runs(jaco), img / "repro_stages.png", PREFIXES,
+                                             "stages_completed", SMOOTHING)
+    if {run.key.method for run in parameters} == set(PARAMETERS):  # to their planned 500k (the paper's at 2M)
+        out["repro_jaco_parameters.png"] = plot_paper(group_runs(parameters), img / "repro_jaco_parameters.png",
+                                                      PREFIXES, smoothing=SMOOTHING, max_steps=500_000)
+    for run in runs:  # the Q-switch's choices in seed 0 of every QMP batch
+        if run.key.method.startswith("qmp_") and run.seed == 0 and (run.path / QSWITCH_LOG).is_file():
+            name = f"repro_qswitch_{run.key.env}_{run.key.method}_{run.key.name}.png"
+            out[name] = plot_heatmap(run.path, FINAL, NO_SMOOTHING, img / name)
+    return out
+
+
 def fill(page: str, bodies: dict[str, str]) -> str:
     """The page with each marked block's content replaced by its table."""
     for name, body in bodies.items():
@@ -103,9 +149,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--results", type=Path, default=Path("docs/results"), help="the kept runs")
     parser.add_argument("--doc", type=Path, default=Path("docs/results.md"), help="the page whose tables to redraw")
+    parser.add_argument("--img", type=Path, default=Path("docs/img"), help="where the figures go")
     args = parser.parse_args(argv)
     if not args.doc.is_file():
         print(f"reproduction_report: error: --doc {args.doc} is not a file (the page whose tables to redraw)",
+              file=sys.stderr)
+        return 2
+    if not args.img.is_dir():
+        print(f"reproduction_report: error: --img {args.img} is not a directory (where the figures go)",
               file=sys.stderr)
         return 2
     try:
@@ -113,7 +164,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ReportError, ResultsError) as error:
         print(f"reproduction_report: error: {error}", file=sys.stderr)
         return 2
+    for name in figures(load_runs([args.results]), args.img):
+        print(f"wrote {args.img / name}", file=sys.stderr)
     args.doc.write_text(page)
+    print(f"wrote the tables of {args.doc}", file=sys.stderr)
     return 0
 
 

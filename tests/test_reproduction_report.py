@@ -93,8 +93,13 @@ def test_a_page_without_a_tables_marker_is_left_untouched(kept: Path, tmp_path: 
                                                            capsys: pytest.CaptureFixture[str]) -> None:
     doc = tmp_path / "results.md"
     doc.write_text("<!-- table:paper -->\n<!-- /table:paper -->\n")  # the other sections' markers are missing
-    assert report.main(["--results", str(kept), "--doc", str(doc)]) == 2
+    img = tmp_path / "img"
+    img.mkdir()
+    assert report.main(["--results", str(kept), "--doc", str(doc), "--img", str(img)]) == 2
     assert "no <!-- table:pertask -->" in capsys.readouterr().err
+    assert not any(img.iterdir())  # no figure either
+    assert report.main(["--results", str(kept), "--doc", str(doc), "--img", str(tmp_path / "no_img")]) == 2
+    assert "no_img is not a directory" in capsys.readouterr().err
     assert doc.read_text() == "<!-- table:paper -->\n<!-- /table:paper -->\n"
     assert report.main(["--results", str(tmp_path / "nothing"), "--doc", str(doc)]) == 2
     assert "nothing does not exist" in capsys.readouterr().err
@@ -104,3 +109,31 @@ def test_a_page_without_a_tables_marker_is_left_untouched(kept: Path, tmp_path: 
     assert doc.read_text() == "<!-- table:paper -->\n<!-- /table:paper -->\n"
     assert report.main(["--results", str(kept), "--doc", str(tmp_path / "missing.md")]) == 2
     assert "missing.md is not a file" in capsys.readouterr().err
+
+
+def test_figures_show_the_paper_panels_as_the_original_ran_them(kept: Path, tmp_path: Path) -> None:
+    runs = results.load_runs([kept])
+    panel = {(run.key.env, run.key.method, run.key.name) for run in report.paper_panel_runs(runs)}
+    # Jaco: Separated, and Parameters with the original's squashing only (not our one-tanh "params" runs)
+    assert panel == {(JACO, "dnc_sac", "paper"), (JACO, "qmp_dnc", "paper"), (JACO, "mtsac", "params_double_tanh"),
+                     (JACO, "qmp_sac", "params_double_tanh"), (MAZE, "mtsac", "params_double_tanh"),
+                     (MAZE, "qmp_sac", "params_double_tanh")}
+    # until Maze has runs with the original's squashing, its panel shows what it has
+    one_tanh = [run for run in runs if run.key.env == MAZE]
+    for run in one_tanh:
+        run.key = results.GroupKey(run.key.env, run.key.method_rank, run.key.method, "params")
+    assert {run.key.name for run in report.paper_panel_runs(one_tanh)} == {"params"}
+
+    img = tmp_path / "img"
+    img.mkdir()
+    drawn = report.figures(results.load_runs([kept]), img)
+    assert set(drawn) == {"repro_paper.png", "repro_stages.png", "repro_jaco_parameters.png",
+                          f"repro_qswitch_{JACO}_qmp_dnc_paper.png"}  # only qmp_dnc logged selections here
+    assert sorted(path.name for path in img.iterdir()) == sorted(drawn)
+    jaco_panel, maze_panel = drawn["repro_paper.png"].axes[:2]
+    assert not any("[params]" in text.get_text() for text in jaco_panel.get_legend().get_texts())
+    assert "trailing average over 60k env steps" in drawn["repro_paper.png"].get_suptitle()
+    # the Parameters figure has both squashings, and ends at the batches' planned 500k
+    parameters = drawn["repro_jaco_parameters.png"].axes[0]
+    assert any("[params]" in text.get_text() for text in parameters.get_legend().get_texts())
+    assert parameters.get_xlim()[1] <= 550_000
