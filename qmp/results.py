@@ -296,6 +296,9 @@ def format_table(groups: dict[GroupKey, list[Run]], metrics: Sequence[str] | Map
     own columns where envs differ (their per-task metrics), or is one list for all."""
     blocks = []
     for env in sorted({key.env for key in groups}):
+        if isinstance(metrics, Mapping) and env not in metrics:
+            given = ", ".join(sorted(metrics))
+            raise ResultsError(f"format_table: no columns given for env {env!r}; given for: {given}")
         columns = metrics[env] if isinstance(metrics, Mapping) else metrics
         header = ["method", "seeds", "env steps"] + [f"{m} (final)" for m in columns]
         lines = env_table_head(env, header)

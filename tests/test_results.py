@@ -315,6 +315,8 @@ def test_results_table_gives_each_env_its_own_columns(tmp_path: Path) -> None:
     assert table_rows(jaco)["Separated (`dnc_sac`)"][-1] == "0.70 ± 0.00"  # mean of t1's 0.4 and 1.0
     assert "| method | seeds | env steps | eval/success (final) | eval/t0/success (final) |" in maze.splitlines()
     assert table_rows(maze)["Parameters (MTSAC) (`mtsac`)"][-2:] == ["0.12 ± 0.00", "0.00 ± 0.00"]
+    with pytest.raises(results.ResultsError, match=f"no columns given for env '{MAZE}'; given for: {JACO}"):
+        results.format_table(groups, {JACO: ["eval/t1/paper_success"]})
 
 
 def test_seed_table_shows_every_seed_at_exactly_the_evaluations_asked(paper_root: Path) -> None:
