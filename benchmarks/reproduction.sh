@@ -2,7 +2,9 @@
 # The reproduction study of docs/results.md, in batches that each fit a 2-core machine's afternoon.
 #
 #   benchmarks/reproduction.sh BATCH [SEED ...]    # train the runs of BATCH (LANES=2 at a time), then keep them
-#   benchmarks/reproduction.sh check BATCH [SEED ...]  # only validate the run lines of BATCH (what a batch does first)
+#   benchmarks/reproduction.sh BATCH [SEED ...] + BATCH [SEED ...]   # a queue: one pool of lanes for every batch,
+#                                                  # so a lane that frees takes the next run (in the order given)
+#   benchmarks/reproduction.sh check BATCH [SEED ...] [+ ...]  # only validate the run lines (what a batch does first)
 #   benchmarks/reproduction.sh keep                # copy config.json, progress.csv, qswitch_selection.jsonl of
 #                                                  # every finished or partial run into docs/results/ (no checkpoints)
 #   benchmarks/reproduction.sh report              # redraw docs/img/repro_*.png and the tables of docs/results.md
@@ -89,6 +91,28 @@ collect_single() {  # collect_single ENV SEED EPOCHS: the ablation, mtsac double
   echo "mtsac --env=$1 --seed $2 --n_epochs $3 $PARAMS --multihead_double_tanh true --collect_single_tanh true --name params_double_tanh_collect_single"
 }
 
+queue() {  # queue BATCH [SEED ...] [+ BATCH [SEED ...] ...]: every batch's run lines in order (seeds default: 0 1)
+  local segment=() arg
+  for arg in "$@" +; do
+    if [ "$arg" != + ]; then segment+=("$arg"); continue; fi
+    if [ ${#segment[@]} -eq 0 ]; then
+      echo "a '+' with no batch beside it; usage: $0 BATCH [SEED ...] [+ BATCH [SEED ...] ...]" >&2
+      return 2
+    fi
+    if [ ${#segment[@]} -eq 1 ]; then segment+=(0 1); fi
+    runs "${segment[@]}" || return 2
+    segment=()
+  done
+}
+
+batch_names() {  # batch_names ARGS: the batches a queue names, joined by ' + '
+  local arg names="" next=1
+  for arg in "$@"; do
+    if [ "$arg" = + ]; then next=1; elif [ $next -eq 1 ]; then names+="${names:+ + }$arg"; next=0; fi
+  done
+  echo "$names"
+}
+
 runs() {  # one run.py argument line per run; methods of one seed side by side, so lanes pair them
   local batch=$1; shift
   local seeds=("$@")
@@ -112,17 +136,14 @@ case ${1:-} in
   report) report ;;
   check)
     shift
-    [ $# -gt 0 ] || { echo "usage: $0 check BATCH [SEED ...]" >&2; exit 2; }
-    batch=$1; shift
-    [ $# -gt 0 ] || set -- 0 1
-    lines=$(runs "$batch" "$@")
-    check "$lines" && echo "$(echo "$lines" | wc -l) run lines of $batch are valid"
+    [ $# -gt 0 ] || { echo "usage: $0 check BATCH [SEED ...] [+ BATCH [SEED ...] ...]" >&2; exit 2; }
+    lines=$(queue "$@")
+    check "$lines" && echo "$(echo "$lines" | wc -l) run lines of $(batch_names "$@") are valid"
     ;;
-  "") echo "usage: $0 BATCH [SEED ...] | check BATCH [SEED ...] | keep | report" >&2; exit 2 ;;
+  "") echo "usage: $0 BATCH [SEED ...] [+ BATCH [SEED ...] ...] | check BATCH [SEED ...] [+ ...] | keep | report" >&2
+      exit 2 ;;
   *)
-    batch=$1; shift
-    [ $# -gt 0 ] || set -- 0 1
-    lines=$(runs "$batch" "$@")
+    lines=$(queue "$@")
     mkdir -p "$LOG_DIR/_logs"
     check "$lines"  # every command is validated before any run starts (a typo fails here, not an hour in)
     # each line: run.py (under `timeout` when UNTIL is set: SIGTERM at the deadline, SIGKILL 5 minutes later if a

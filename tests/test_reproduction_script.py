@@ -31,6 +31,31 @@ def test_a_bad_run_line_fails_the_check() -> None:
     assert "many" in result.stderr
 
 
+def test_a_queue_checks_the_lines_of_every_batch() -> None:
+    result = check("jaco_parameters_double_tanh", "1", "2", "+", "jaco_separated", "2", "+", "maze_parameters")
+    assert result.returncode == 0, result.stderr
+    # 2 seeds x 2 methods, then 1 x 2, then the default seeds 0 and 1 x 2
+    assert "10 run lines of jaco_parameters_double_tanh + jaco_separated + maze_parameters are valid" in result.stdout
+    for bad in (["+", "jaco_separated"], ["jaco_separated", "0", "+"], ["jaco_separated", "+", "+", "maze_parameters"]):
+        result = check(*bad)
+        assert result.returncode == 2 and "a '+' with no batch beside it" in result.stderr, bad
+    result = check("jaco_separated", "+", "maze_everything", "1")
+    assert result.returncode == 2 and "unknown batch 'maze_everything'" in result.stderr
+
+
+def test_a_queue_runs_its_batches_in_order_in_one_pool_of_lanes(tmp_path: Path) -> None:
+    """Two lanes, three runs of 2 s each: the third (the second batch's) starts when a lane frees, not when the
+    whole first batch has ended."""
+    queue = ("jaco_parameters_double_tanh", "1", "+", "jaco_parameters_collect_single_tanh")
+    result, runs = run_batch(tmp_path, "now + 60 seconds", ["2"], queue, FAKE_SECONDS="2")
+    assert result.returncode == 0, result.stderr
+    started = [line for line in runs if line.startswith("started")]
+    assert len(started) == 3
+    assert all("--seed 1" in line and "--name params_double_tanh " in line + " " for line in started[:2])
+    assert "--seed 2" in started[2] and "--collect_single_tanh true" in started[2]
+    assert sum(line.startswith("exit 0") for line in result.stdout.splitlines()) == 3
+
+
 def test_an_unknown_batch_is_refused_with_the_valid_ones() -> None:
     result = check("jaco_everything", "0")
     assert result.returncode == 2
@@ -43,7 +68,7 @@ FAKE_PYTHON = """#!/usr/bin/env bash
 if [ "$1" = run.py ]; then
   shift
   echo "started $*" >> "$FAKE_LOG"
-  sleep 120 & trap 'kill $!; echo "SIGTERM $*" >> "$FAKE_LOG"; exit 143' TERM
+  sleep "${{FAKE_SECONDS:-120}}" & trap 'kill $!; echo "SIGTERM $*" >> "$FAKE_LOG"; exit 143' TERM
   wait
   exit 0
 fi
@@ -51,13 +76,14 @@ exec {real} "$@"
 """
 
 
-def run_batch(tmp_path: Path, until: str, seeds: list[str]) -> tuple[subprocess.CompletedProcess, list[str]]:
+def run_batch(tmp_path: Path, until: str, seeds: list[str], queue: tuple[str, ...] = ("jaco_separated",),
+              **env: str) -> tuple[subprocess.CompletedProcess, list[str]]:
     fake, log = tmp_path / "python", tmp_path / "runs.log"
     fake.write_text(FAKE_PYTHON.format(real=sys.executable))
     fake.chmod(0o755)
     env = {**os.environ, "PYTHON": str(fake), "FAKE_LOG": str(log), "UNTIL": until, "MIN_LEFT_S": "6",
-           "LOG_DIR": str(tmp_path / "runs"), "RESULTS_DIR": str(tmp_path / "kept")}
-    result = subprocess.run(["bash", "benchmarks/reproduction.sh", "jaco_separated", *seeds], cwd=ROOT,
+           "LOG_DIR": str(tmp_path / "runs"), "RESULTS_DIR": str(tmp_path / "kept"), **env}
+    result = subprocess.run(["bash", "benchmarks/reproduction.sh", *queue, *seeds], cwd=ROOT,
                             capture_output=True, text=True, env=env, timeout=120)
     return result, log.read_text().splitlines() if log.exists() else []
 
