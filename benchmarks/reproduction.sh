@@ -6,7 +6,8 @@
 #                                                  # so a lane that frees takes the next run (in the order given)
 #   benchmarks/reproduction.sh check BATCH [SEED ...] [+ ...]  # only validate the run lines (what a batch does first)
 #   benchmarks/reproduction.sh keep                # copy config.json, progress.csv, qswitch_selection.jsonl of
-#                                                  # every finished or partial run into docs/results/ (no checkpoints)
+#                                                  # every finished run, and of every run kept before, into
+#                                                  # docs/results/ (no checkpoints; KEEP_PARTIAL=1: unfinished too)
 #   benchmarks/reproduction.sh report              # redraw docs/img/repro_*.png and the tables of docs/results.md
 #                                                  # from docs/results/ alone
 # Batches (env steps per run; the first epoch is the warm-up):
@@ -52,13 +53,19 @@ if [ -n "${UNTIL:-}" ]; then
 fi
 PARAMS="--policy_architecture multihead --Q_architecture multihead --lr 0.001 --hidden_sizes 512 512"
 
-keep() {
-  find "$LOG_DIR" -name config.json | while read -r config; do
+keep() {  # the runs that finished their planned epochs, and those kept before (refreshed, so an extension shows
+  # as it grows); a new run still running or stopped at UNTIL waits until it is done, because one short seed cuts
+  # its group's curves and IQM columns at its length (KEEP_PARTIAL=1 keeps it anyway)
+  find "$LOG_DIR" -name config.json | sort | while read -r config; do
     run=$(dirname "$config")
     dest=$RESULTS_DIR/${run#"$LOG_DIR"/}
+    if [ ! -d "$dest" ] && [ -z "${KEEP_PARTIAL:-}" ] && ! grep -qs '"state": "done"' "$run/status.json"; then
+      echo "not kept yet, not done (KEEP_PARTIAL=1 keeps it): $run" >&2
+      continue
+    fi
     mkdir -p "$dest"
     for f in config.json progress.csv qswitch_selection.jsonl; do
-      [ -f "$run/$f" ] && cp "$run/$f" "$dest/$f"
+      if [ -f "$run/$f" ]; then cp "$run/$f" "$dest/$f"; fi  # (a bare `[ ] && cp` would end keep under set -e)
     done
   done
   # config.json holds the machine-specific run directory: keep the layout, drop the prefix

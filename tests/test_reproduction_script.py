@@ -120,3 +120,39 @@ def test_a_clock_time_already_past_today_means_tomorrow() -> None:
     assert result.returncode == 0, result.stderr
     stop = dt.datetime.strptime(result.stderr.split("runs stop at ")[1].strip(), "%Y-%m-%d %H:%M:%S")
     assert dt.timedelta(hours=23) < stop - now < dt.timedelta(hours=24)
+
+
+def test_keep_takes_finished_runs_and_refreshes_kept_ones_but_waits_for_a_new_partial_one(tmp_path: Path) -> None:
+    """A new seed stopped half-way would cut its group's curves at its length: it waits until it is done. (The last
+    run found has no selection log: keep must not stop there, before it rewrites the configs' paths.)"""
+    logs, kept = tmp_path / "runs", tmp_path / "kept"
+
+    def run(name: str, state: str, steps: int) -> Path:
+        run_dir = logs / "JacoReachMT5-v1" / "dnc_sac" / "paper" / name
+        run_dir.mkdir(parents=True)
+        (run_dir / "config.json").write_text('{"seed": 0}\n')
+        (run_dir / "progress.csv").write_text(f"epoch,env_steps\n0,{steps}\n")
+        (run_dir / "status.json").write_text(f'{{\n "epoch": 1,\n "state": "{state}"\n}}\n')
+        (run_dir / "checkpoint.pt").write_bytes(b"not kept")
+        return run_dir
+
+    run("seed0", "done", 1000)
+    run("seed1", "running", 500)
+    extended = run("seed2", "running", 800)
+    kept_before = kept / "JacoReachMT5-v1" / "dnc_sac" / "paper" / "seed2"
+    kept_before.mkdir(parents=True)
+    (kept_before / "progress.csv").write_text("epoch,env_steps\n0,400\n")
+
+    def keep(**env: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["bash", "benchmarks/reproduction.sh", "keep"], cwd=ROOT, capture_output=True, text=True,
+                              env={**os.environ, "LOG_DIR": str(logs), "RESULTS_DIR": str(kept), **env}, timeout=60)
+
+    result = keep()
+    assert result.returncode == 0, result.stderr
+    paper = kept / "JacoReachMT5-v1" / "dnc_sac" / "paper"
+    assert sorted(p.name for p in paper.iterdir()) == ["seed0", "seed2"]
+    assert "not kept yet, not done (KEEP_PARTIAL=1 keeps it):" in result.stderr and "seed1" in result.stderr
+    assert sorted(p.name for p in (paper / "seed0").iterdir()) == ["config.json", "progress.csv"]  # no checkpoint
+    assert (paper / "seed2" / "progress.csv").read_text() == (extended / "progress.csv").read_text()  # refreshed
+    assert keep(KEEP_PARTIAL="1").returncode == 0
+    assert (paper / "seed1" / "progress.csv").is_file()
