@@ -90,8 +90,8 @@ def tables(results: Path) -> dict[str, str]:
         "strict": format_table(groups, {env: _strict_metrics(env_runs) for env, env_runs in by_env.items()}),
         "selection": format_selection_table(runs, FINAL),
     }
-    parameters = [run for run in by_env.get(JACO, []) if run.key.method in ("mtsac", "qmp_sac")]
-    if {run.key.method for run in parameters} == {"mtsac", "qmp_sac"}:  # the Jaco Parameters batches (planned 500k)
+    parameters = [run for run in by_env.get(JACO, []) if run.key.method in PARAMETERS]
+    if {run.key.method for run in parameters} == set(PARAMETERS):  # the Jaco Parameters batches (planned 500k)
         out["parameters"] = format_paper_table(group_runs(parameters),
                                                [50_000, 90_000, 130_000, 260_000, 500_000, 2_000_000],
                                                paper_only_rows=False)
