@@ -79,9 +79,8 @@ def seed_table(runs: Sequence[Run], first: int, last: int | None = None) -> str:
     return format_seed_table(groups, common_evaluations(runs, first, last), headings=False)
 
 
-def tables(results: Path) -> dict[str, str]:
+def tables(runs: Sequence[Run]) -> dict[str, str]:
     """Every table of the page by marker name; the Parameters and Maze ones only once their runs exist."""
-    runs = load_runs([results])  # raises ResultsError when there is no run with a logged epoch
     groups = group_runs(runs)
     by_env = {env: [run for run in runs if run.key.env == env] for env in sorted({run.key.env for run in runs})}
     out = {
@@ -160,11 +159,12 @@ def main(argv: Sequence[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     try:
-        page = fill(args.doc.read_text(), tables(args.results))
+        runs = load_runs([args.results])  # raises ResultsError when there is no run with a logged epoch
+        page = fill(args.doc.read_text(), tables(runs))
     except (ReportError, ResultsError) as error:
         print(f"reproduction_report: error: {error}", file=sys.stderr)
         return 2
-    for name in figures(load_runs([args.results]), args.img):
+    for name in figures(runs, args.img):  # the same runs, read once
         print(f"wrote {args.img / name}", file=sys.stderr)
     args.doc.write_text(page)
     print(f"wrote the tables of {args.doc}", file=sys.stderr)

@@ -57,7 +57,7 @@ def test_common_evaluations_are_those_of_every_run_thinned_evenly_keeping_the_la
 
 
 def test_tables_cover_each_section_with_its_own_runs(kept: Path) -> None:
-    tables = report.tables(kept)
+    tables = report.tables(results.load_runs([kept]))
     assert set(tables) == {"paper", "pertask", "strict", "selection", "parameters", "parameters_seeds",
                            "parameters_seeds_later", "maze_seeds"}
     # the Parameters table: both squashings of mtsac and qmp_sac, no row for the Separated methods
