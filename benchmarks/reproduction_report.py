@@ -96,7 +96,7 @@ def tables(runs: Sequence[Run]) -> dict[str, str]:
                                                paper_only_rows=False)
         out["parameters_seeds"] = seed_table(parameters, 0, 130_000)
         # the pairs with the original's squashing past 130k, as far as every seed of them has gone
-        out["parameters_seeds_later"] = seed_table([run for run in parameters if run.key.name == "params_double_tanh"],
+        out["parameters_seeds_later"] = seed_table([run for run in parameters if run.key.name in ORIGINAL_SQUASHING],
                                                    130_001)
     if MAZE in by_env:
         out["maze_seeds"] = seed_table(by_env[MAZE], 100_000)  # from 126k: the 6k evaluation is the warm-up's

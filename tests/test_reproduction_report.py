@@ -73,6 +73,12 @@ def test_tables_cover_each_section_with_its_own_runs(kept: Path) -> None:
     assert len(table_rows(tables["parameters_seeds_later"])) == 2  # a row per method; the seeds share its label
     assert sum("`" in line for line in later) == 4
     assert "| Parameters + QMP (`qmp_sac`) | 1 | 1.00 (0.20) | 1.00 (0.20) | 1.00 (0.20) |" in later
+    # a cluster sweep's unnamed runs run the original's squashing too: they join the table past 130k
+    for method in ("mtsac", "qmp_sac"):
+        write_paper_run(kept / JACO / method / "None" / "seed0", JACO, method, 0, 8, {e: [0.5, 0.5] for e in range(8)},
+                        EVERY_EPOCH if method == "qmp_sac" else None)
+    later = report.tables(results.load_runs([kept]))["parameters_seeds_later"]
+    assert len(table_rows(later)) == 4 and "| Parameters (MTSAC) (`mtsac`) | 0 | 0.50 | 0.50 | 0.50 |" in later
     # per env its own task columns (Maze logs no stages, so the strict table has none for it)
     pertask_maze = tables["pertask"].split(f"### {MAZE}")[1]
     assert "eval/t0/paper_success (final)" in pertask_maze
