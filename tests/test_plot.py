@@ -221,6 +221,18 @@ def test_cli_curves_and_table(root: Path, tmp_path: Path, capsys: pytest.Capture
     png_size(tmp_path / "std.png")
 
 
+def test_curves_title_names_the_smoothing_in_the_x_columns_units(root: Path, tmp_path: Path) -> None:
+    groups = results.group_runs(results.load_runs([root]))
+    by_epoch = plot.plot_curves(groups, ["eval/success"], "epoch", smoothing.Smoothing(span=3), "minmax",
+                                tmp_path / "epoch.png")
+    assert by_epoch.get_suptitle().endswith("min-max band, trailing average over 3 epoch)")
+    by_steps = plot.plot_curves(groups, ["eval/success"], "env_steps", smoothing.Smoothing(span=60_000), "std",
+                                tmp_path / "steps.png")
+    assert by_steps.get_suptitle().endswith("\u00b1 std band, trailing average over 60k env steps)")
+    plain = plot.plot_curves(groups, ["eval/success"], "env_steps", smoothing.NO_SMOOTHING, "std", tmp_path / "p.png")
+    assert plain.get_suptitle().endswith("\u00b1 std band)")
+
+
 def test_cli_heatmap(root: Path, tmp_path: Path) -> None:
     run_dir = root / ENV / "qmp_dnc" / "None" / "seed0"
     with open(run_dir / "qswitch_selection.jsonl", "a") as f:
