@@ -54,13 +54,19 @@ fi
 PARAMS="--policy_architecture multihead --Q_architecture multihead --lr 0.001 --hidden_sizes 512 512"
 
 keep() {  # the runs that finished their planned epochs, and those kept before (refreshed, so an extension shows
-  # as it grows); a new run still running or stopped at UNTIL waits until it is done, because one short seed cuts
+  # as it grows, but never by a shorter log); a new run still running or stopped at UNTIL waits until it is done, because one short seed cuts
   # its group's curves and IQM columns at its length (KEEP_PARTIAL=1 keeps it anyway)
   find "$LOG_DIR" -name config.json | sort | while read -r config; do
     run=$(dirname "$config")
     dest=$RESULTS_DIR/${run#"$LOG_DIR"/}
     if [ ! -d "$dest" ] && [ -z "${KEEP_PARTIAL:-}" ] && ! grep -qs '"state": "done"' "$run/status.json"; then
       echo "not kept yet, not done (KEEP_PARTIAL=1 keeps it): $run" >&2
+      continue
+    fi
+    # a run restarted from scratch (a new machine has none of the old checkpoints) must not shorten its kept copy
+    rows=0; [ ! -f "$run/progress.csv" ] || rows=$(wc -l < "$run/progress.csv")
+    if [ -f "$dest/progress.csv" ] && [ "$rows" -lt "$(wc -l < "$dest/progress.csv")" ]; then
+      echo "kept copy is longer, left until the run passes it: $run" >&2
       continue
     fi
     mkdir -p "$dest"

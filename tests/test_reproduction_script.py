@@ -156,3 +156,10 @@ def test_keep_takes_finished_runs_and_refreshes_kept_ones_but_waits_for_a_new_pa
     assert (paper / "seed2" / "progress.csv").read_text() == (extended / "progress.csv").read_text()  # refreshed
     assert keep(KEEP_PARTIAL="1").returncode == 0
     assert (paper / "seed1" / "progress.csv").is_file()
+    # seed2 restarted from scratch (its checkpoint lost): the longer kept copy stays until the new run passes it
+    (extended / "progress.csv").write_text("epoch,env_steps\n")
+    result = keep()
+    assert result.returncode == 0 and "kept copy is longer" in result.stderr and "seed2" in result.stderr
+    assert (paper / "seed2" / "progress.csv").read_text() == "epoch,env_steps\n0,800\n"
+    (extended / "progress.csv").write_text("epoch,env_steps\n0,200\n1,400\n")
+    assert keep().returncode == 0 and (paper / "seed2" / "progress.csv").read_text().endswith("1,400\n")
