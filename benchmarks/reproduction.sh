@@ -54,8 +54,8 @@ fi
 PARAMS="--policy_architecture multihead --Q_architecture multihead --lr 0.001 --hidden_sizes 512 512"
 
 keep() {  # the runs that finished their planned epochs, and those kept before (refreshed, so an extension shows
-  # as it grows, but never by a shorter log); a new run still running or stopped at UNTIL waits until it is done, because one short seed cuts
-  # its group's curves and IQM columns at its length (KEEP_PARTIAL=1 keeps it anyway)
+  # as it grows, but never by a shorter log); a new run still running or stopped at UNTIL waits until it is done,
+  # because one short seed cuts its group's curves and IQM columns at its length (KEEP_PARTIAL=1 keeps it anyway)
   find "$LOG_DIR" -name config.json | sort | while read -r config; do
     run=$(dirname "$config")
     dest=$RESULTS_DIR/${run#"$LOG_DIR"/}

@@ -54,8 +54,7 @@ def plot_heatmap(run_dir: Path, last: int, smoothing: Smoothing, out: Path) -> F
         keep = np.isfinite(own[:, i])
         own_ax.plot(steps[keep], smoothing(steps[keep], own[keep, i]), label=task, color=COLOURS[i % len(COLOURS)],
                     linewidth=1.4)
-    described = smoothing.describe("epochs")
-    smoothed = f" ({described})" if described else ""
+    smoothed = smoothing.in_title(" ({})", "epochs")
     style_panel(own_ax, "own policy chosen, per task" + smoothed, "env_steps", "own_policy_frac")
     own_ax.set_ylabel("own-policy fraction")
     own_ax.legend(fontsize=7, loc="best", framealpha=0.8)

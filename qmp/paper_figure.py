@@ -87,8 +87,7 @@ def plot_paper(groups: dict[GroupKey, list[Run]], out: Path, prefixes: Sequence[
             ax.legend(handles, names, fontsize=7, loc="best", framealpha=0.8)
     if beside:  # room for the legends beside their panels, so the panels keep their width
         fig.set_figwidth(fig.get_figwidth() + 4.2)
-    described = smoothing.describe()
-    smoothed = f"\n{described} per seed and task" if described else ""
+    smoothed = smoothing.in_title("\n{} per seed and task")
     fig.suptitle(f"{score}: each seed's mean over tasks, IQM over seeds, 95% bootstrap CI{smoothed}",
                  fontsize=9)
     fig.savefig(out, dpi=120)

@@ -90,8 +90,7 @@ def plot_curves(groups: dict[GroupKey, list[Run]], metrics: Sequence[str], x: st
     colours = group_colours(list(groups))
     fig = Figure(figsize=(max(5.2 * len(metrics), 7.5), 3.8 * len(envs) + 0.6), layout="constrained")
     axes = fig.subplots(len(envs), len(metrics), squeeze=False)
-    described = smoothing.describe(unit=x.replace("_", " "))  # 'env steps', or the column's name ('epoch')
-    smoothed = f", {described}" if described else ""
+    smoothed = smoothing.in_title(", {}", unit=x.replace("_", " "))  # 'env steps', or the column's name ('epoch')
     band_text = "min-max" if band == "minmax" else "\u00b1 std"
     cut_noted: set[GroupKey] = set()
     for row, env in enumerate(envs):

@@ -60,5 +60,10 @@ class Smoothing:
             return f"trailing average over {short_steps(self.span)} {unit}"
         return f"moving average of {self.evaluations} {points}" if self.evaluations > 1 else ""
 
+    def in_title(self, template: str, points: str = "evaluations", unit: str = "env steps") -> str:
+        """`template` with its {} replaced by the description, or '' when nothing is smoothed (a title's suffix)."""
+        described = self.describe(points, unit)
+        return template.format(described) if described else ""
+
 
 NO_SMOOTHING = Smoothing()

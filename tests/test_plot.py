@@ -158,6 +158,8 @@ def test_smoothing_over_a_span_counts_the_evaluations_inside_it() -> None:
     assert smoothing.Smoothing(span=60_000).describe() == "trailing average over 60k env steps"
     assert smoothing.Smoothing(3).describe("epochs") == "moving average of 3 epochs"
     assert smoothing.NO_SMOOTHING.describe() == ""
+    assert smoothing.Smoothing(3).in_title(" ({})", "epochs") == " (moving average of 3 epochs)"
+    assert smoothing.NO_SMOOTHING.in_title(" ({})") == ""
     with pytest.raises(ValueError, match="not both"):
         smoothing.Smoothing(3, span=60.0)
 
